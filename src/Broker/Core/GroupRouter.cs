@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using HookBroker.Broker.Storage;
+
+namespace HookBroker.Broker.Core;
+
+/// <summary>
+/// Knows every group's patterns and routes a label to the groups whose patterns match it. Routes are cached per label
+/// and the cache is dropped when groups change; watchers of interest are woken on each change.
+/// </summary>
+public sealed class GroupRouter
+{
+    private readonly Lock _gate = new();
+    // Groups and the route cache built from them travel together and are replaced on each change, so a route computed
+    // from old groups can only land in the old cache.
+    private Table _table = new(new Dictionary<string, PatternSet>(StringComparer.Ordinal));
+    private TaskCompletionSource _changed = NewSignal();
+    private long _version;
+
+    /// <summary>Increases with each change.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    /// <summary>Completes at the next change.</summary>
+    public Task Changed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _changed.Task;
+            }
+        }
+    }
+
+    /// <summary>The groups whose patterns match <paramref name="label"/> (empty: unrouted).</summary>
+    public string[] Route(string label)
+    {
+        var table = Volatile.Read(ref _table);
+        var routes = table.Routes;
+        if (routes.TryGetValue(label, out var cached))
+        {
+            return cached;
+        }
+
+        var groups = table.Groups;
+        var matched = groups.Where(g => g.Value.Matches(label)).Select(g => g.Key).Order(StringComparer.Ordinal).ToArray();
+        // Bound the cache: labels are client-chosen, so a flood of distinct labels must not grow it forever.
+        if (routes.Count >= 100_000)
+        {
+            routes.Clear();
+        }
+
+        routes[label] = matched;
+        return matched;
+    }
+
+    /// <summary>True when the group exists.</summary>
+    public bool Exists(string group) => Volatile.Read(ref _table).Groups.ContainsKey(group);
+
+    /// <summary>Every pattern of every group, deduplicated and sorted.</summary>
+    public IReadOnlyList<string> AllPatterns() =>
+        Volatile.Read(ref _table).Groups.Values.SelectMany(p => p.Patterns).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+
+    /// <summary>The patterns of one group, or null.</summary>
+    public IReadOnlyList<string>? PatternsOf(string group) =>
+        Volatile.Read(ref _table).Groups.TryGetValue(group, out var set) ? set.Patterns : null;
+
+    /// <summary>
+    /// Replaces the whole view with groups read from storage, unless the view changed since <paramref name="readAtVersion"/>
+    /// (a local change may be newer than what was read): then false, and the caller reads again.
+    /// </summary>
+    public bool TryReset(IReadOnlyList<GroupRecord> groups, long readAtVersion)
+    {
+        var next = groups.ToDictionary(g => g.Name, g => new PatternSet(g.Patterns), StringComparer.Ordinal);
+        lock (_gate)
+        {
+            if (Version != readAtVersion)
+            {
+                return false;
+            }
+
+            PublishLocked(next);
+            return true;
+        }
+    }
+
+    /// <summary>Applies one group's new state at once (so a raise right after a subscribe routes to it).</summary>
+    public void Apply(GroupRecord group)
+    {
+        lock (_gate)
+        {
+            var next = new Dictionary<string, PatternSet>(_table.Groups, StringComparer.Ordinal) { [group.Name] = new PatternSet(group.Patterns) };
+            PublishLocked(next);
+        }
+    }
+
+    /// <summary>Forgets a deleted group at once.</summary>
+    public void Remove(string group)
+    {
+        lock (_gate)
+        {
+            var next = new Dictionary<string, PatternSet>(_table.Groups, StringComparer.Ordinal);
+            next.Remove(group);
+            PublishLocked(next);
+        }
+    }
+
+    private void PublishLocked(Dictionary<string, PatternSet> next)
+    {
+        Volatile.Write(ref _table, new Table(next));
+        Interlocked.Increment(ref _version);
+        var changed = _changed;
+        _changed = NewSignal();
+        changed.TrySetResult();
+    }
+
+    private sealed class Table(Dictionary<string, PatternSet> groups)
+    {
+        public Dictionary<string, PatternSet> Groups { get; } = groups;
+
+        public ConcurrentDictionary<string, string[]> Routes { get; } = new(StringComparer.Ordinal);
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

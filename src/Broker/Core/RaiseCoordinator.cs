@@ -1,0 +1,175 @@
+using HookBroker.Broker.Configuration;
+using HookBroker.Broker.Storage;
+using HookBroker.Protocol.V1;
+using Microsoft.Extensions.Options;
+
+namespace HookBroker.Broker.Core;
+
+/// <summary>What became of one raise once stored (or refused).</summary>
+/// <param name="Error">Why it was refused, or null.</param>
+/// <param name="EventId">The stored (or first, for a duplicate) event id; 0 when unrouted or refused.</param>
+/// <param name="Groups">The groups it was routed to.</param>
+/// <param name="Duplicate">True when its idempotency key was seen inside the window.</param>
+/// <param name="Wait">Wait mode's timeout, or null.</param>
+public sealed record RaiseItemResult(BrokerException? Error, long EventId, IReadOnlyList<string> Groups, bool Duplicate, TimeSpan? Wait)
+{
+    /// <summary>A refused raise.</summary>
+    public static RaiseItemResult Refused(BrokerException error) => new(error, 0, [], false, null);
+}
+
+/// <summary>
+/// Raising: checks each raise, routes it to the groups whose patterns match, stores the routed ones in one batch (the
+/// engine turns concurrent batches into group commits), and in wait mode waits for each group's first outcome.
+/// </summary>
+public sealed class RaiseCoordinator(
+    IHookStore store,
+    GroupRouter router,
+    OutcomeWaiters waiters,
+    GroupPolicies policies,
+    RaiseValidator validator,
+    BrokerMetrics metrics,
+    TimeProvider time,
+    IOptions<BrokerOptions> options)
+{
+    private readonly TimeSpan _idempotencyWindow = options.Value.IdempotencyWindow;
+
+    /// <summary>Raises one event; throws <see cref="BrokerException"/> when refused.</summary>
+    public async Task<RaiseResponse> RaiseAsync(RaiseRequest request, TimeSpan? timeLeft, CancellationToken cancellationToken)
+    {
+        var stored = (await StoreAsync([request], timeLeft, cancellationToken))[0];
+        if (stored.Error is not null)
+        {
+            throw stored.Error;
+        }
+
+        return await CompleteAsync(stored, cancellationToken);
+    }
+
+    /// <summary>Checks, routes and stores a batch of raises; one result per request, in order.</summary>
+    public async Task<IReadOnlyList<RaiseItemResult>> StoreAsync(IReadOnlyList<RaiseRequest> requests, TimeSpan? timeLeft, CancellationToken cancellationToken)
+    {
+        var results = new RaiseItemResult[requests.Count];
+        var toStore = new List<NewEvent>(requests.Count);
+        var positions = new List<(int Index, TimeSpan? Wait)>(requests.Count);
+        var now = time.GetUtcNow();
+        var unrouted = 0;
+        for (var i = 0; i < requests.Count; i++)
+        {
+            ValidRaise raise;
+            try
+            {
+                raise = validator.Validate(requests[i], timeLeft);
+            }
+            catch (BrokerException ex)
+            {
+                results[i] = RaiseItemResult.Refused(ex);
+                continue;
+            }
+
+            var groups = router.Route(raise.Label);
+            if (groups.Length == 0)
+            {
+                // Like an in-process event with no hooks: a no-op, counted, not stored.
+                unrouted++;
+                results[i] = new RaiseItemResult(null, 0, [], false, null);
+                continue;
+            }
+
+            var routed = new RoutedGroup[groups.Length];
+            for (var g = 0; g < groups.Length; g++)
+            {
+                var policy = policies.For(groups[g]);
+                routed[g] = new RoutedGroup(groups[g], now + policy.Retention, policy.MaxBacklog);
+            }
+
+            toStore.Add(new NewEvent(raise.Label, raise.Payload, raise.OrderingKey, raise.IdempotencyKey, now + _idempotencyWindow, raise.Source, now, routed));
+            positions.Add((i, raise.WaitTimeout));
+        }
+
+        metrics.OnUnrouted(unrouted);
+        if (toStore.Count == 0)
+        {
+            return results;
+        }
+
+        var appended = await store.AppendAsync(toStore, now, cancellationToken);
+        int stored = 0, duplicates = 0;
+        for (var k = 0; k < appended.Count; k++)
+        {
+            var (index, wait) = positions[k];
+            var result = appended[k];
+            results[index] = result.Status switch
+            {
+                AppendStatus.Stored => new RaiseItemResult(null, result.EventId, result.Groups, false, wait),
+                AppendStatus.Duplicate => new RaiseItemResult(null, result.EventId, result.Groups, true, wait),
+                _ => RaiseItemResult.Refused(BrokerException.Exhausted(
+                    $"group '{result.FullGroup}' has reached its backlog limit of {policies.For(result.FullGroup ?? string.Empty).MaxBacklog} waiting events (HookBroker:Groups:<group>:MaxBacklog, default HookBroker:Defaults:MaxBacklog); retry later")),
+            };
+            stored += result.Status == AppendStatus.Stored ? 1 : 0;
+            duplicates += result.Status == AppendStatus.Duplicate ? 1 : 0;
+        }
+
+        metrics.OnRaised(stored);
+        metrics.OnDuplicates(duplicates);
+        return results;
+    }
+
+    /// <summary>The response of a stored raise; in wait mode, once every group has an outcome or the wait timed out.</summary>
+    public async Task<RaiseResponse> CompleteAsync(RaiseItemResult stored, CancellationToken cancellationToken)
+    {
+        var response = new RaiseResponse
+        {
+            EventId = stored.EventId == 0 ? string.Empty : DeliveryId.FormatEventId(stored.EventId),
+            RoutedGroups = stored.Groups.Count,
+            Duplicate = stored.Duplicate,
+        };
+        if (stored.Wait is not { } wait || stored.Groups.Count == 0)
+        {
+            return response;
+        }
+
+        // Register before reading the current state: an outcome reported in between is then caught by one or the other.
+        using var waiter = waiters.Register(stored.EventId, stored.Groups);
+        try
+        {
+            foreach (var outcome in await store.GetOutcomesAsync(stored.EventId, stored.Groups, cancellationToken))
+            {
+                waiter.Offer(outcome);
+            }
+
+            await waiter.Completed.WaitAsync(wait, time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            // Groups without an outcome are reported as timed out.
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Waiting was stopped (the broker is shutting down): report what is known; the rest as timed out.
+        }
+
+        var outcomes = waiter.Snapshot();
+        for (var g = 0; g < stored.Groups.Count; g++)
+        {
+            response.Outcomes.Add(ToWire(stored.Groups[g], outcomes[g]));
+        }
+
+        return response;
+    }
+
+    private static GroupOutcome ToWire(string group, OutcomeNotice? outcome) => outcome is null
+        ? new GroupOutcome { Group = group, Outcome = Outcome.TimedOut }
+        : new GroupOutcome
+        {
+            Group = group,
+            Outcome = outcome.Kind switch
+            {
+                OutcomeKind.Handled => Outcome.Handled,
+                OutcomeKind.Failed => Outcome.Failed,
+                _ => Outcome.DeadLettered,
+            },
+            Error = outcome.Error ?? string.Empty,
+            Attempt = outcome.Attempt,
+            WillRetry = outcome.WillRetry,
+        };
+}

@@ -1,0 +1,178 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using HookBroker.Broker.Configuration;
+using HookBroker.Broker.Storage;
+using HookBroker.Protocol.V1;
+using Microsoft.Extensions.Options;
+
+namespace HookBroker.Broker.Core;
+
+/// <summary>A raise that passed every check, ready to route and store.</summary>
+public sealed record ValidRaise(
+    string Label,
+    ReadOnlyMemory<byte> Payload,
+    string? OrderingKey,
+    string? IdempotencyKey,
+    string? Source,
+    TimeSpan? WaitTimeout);
+
+/// <summary>Checks a raise against the contract's rules and limits.</summary>
+public sealed class RaiseValidator(IOptions<BrokerOptions> options)
+{
+    /// <summary>Most headers on one raise.</summary>
+    public const int MaxHeaders = 64;
+
+    /// <summary>Longest header key.</summary>
+    public const int MaxHeaderKeyLength = 128;
+
+    /// <summary>Longest header value.</summary>
+    public const int MaxHeaderValueLength = 4096;
+
+    /// <summary>Longest idempotency key, ordering key or source.</summary>
+    public const int MaxKeyLength = 200;
+
+    /// <summary>Longest wait.</summary>
+    public static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(5);
+
+    private readonly BrokerOptions _options = options.Value;
+
+    /// <summary>Validates <paramref name="request"/>; throws <see cref="BrokerException"/> naming the broken rule.</summary>
+    /// <param name="request">The raise.</param>
+    /// <param name="timeLeft">Time until the call's deadline, if it has one (wait mode must end before it).</param>
+    public ValidRaise Validate(RaiseRequest request, TimeSpan? timeLeft)
+    {
+        if (LabelRules.CheckLabel(request.Event) is { } labelProblem)
+        {
+            throw BrokerException.Invalid(labelProblem);
+        }
+
+        var args = request.Args ?? new Struct();
+        var size = args.CalculateSize();
+        if (size > _options.MaxArgsBytes)
+        {
+            throw BrokerException.Exhausted(
+                $"args are {size} bytes serialized; the limit is {_options.MaxArgsBytes} bytes (HookBroker:MaxArgsBytes)");
+        }
+
+        var depth = Depth(args);
+        if (depth > _options.MaxArgsDepth)
+        {
+            throw BrokerException.Invalid(
+                $"args are nested {depth} levels deep; the limit is {_options.MaxArgsDepth} (HookBroker:MaxArgsDepth)");
+        }
+
+        CheckHeaders(request.Headers);
+        var idempotencyKey = CheckKey(request.IdempotencyKey, "idempotency_key");
+        var orderingKey = CheckKey(request.OrderingKey, "ordering_key");
+        var source = CheckKey(request.Source, "source");
+        var wait = CheckWait(request.WaitTimeout, timeLeft);
+
+        var payload = new StoredPayload { Args = args };
+        payload.Headers.Add(request.Headers);
+        return new ValidRaise(request.Event, payload.ToByteArray(), orderingKey, idempotencyKey, source, wait);
+    }
+
+    private static void CheckHeaders(Google.Protobuf.Collections.MapField<string, string> headers)
+    {
+        if (headers.Count > MaxHeaders)
+        {
+            throw BrokerException.Invalid($"headers has {headers.Count} entries; at most {MaxHeaders}");
+        }
+
+        foreach (var (key, value) in headers)
+        {
+            if (key.Length is 0 or > MaxHeaderKeyLength)
+            {
+                throw BrokerException.Invalid($"headers key '{key}' must be 1-{MaxHeaderKeyLength} chars");
+            }
+
+            if (value.Length > MaxHeaderValueLength)
+            {
+                throw BrokerException.Invalid($"headers['{key}'] is {value.Length} chars; at most {MaxHeaderValueLength}");
+            }
+        }
+    }
+
+    private static string? CheckKey(string value, string field)
+    {
+        if (value.Length == 0)
+        {
+            return null;
+        }
+
+        return value.Length <= MaxKeyLength
+            ? value
+            : throw BrokerException.Invalid($"{field} is {value.Length} chars; at most {MaxKeyLength}");
+    }
+
+    private static TimeSpan? CheckWait(Duration? wait, TimeSpan? timeLeft)
+    {
+        if (wait is null || (wait.Seconds == 0 && wait.Nanos == 0))
+        {
+            return null;
+        }
+
+        if (wait.Seconds < 0 || wait.Nanos < 0 || wait.Nanos >= 1_000_000_000)
+        {
+            throw BrokerException.Invalid("wait_timeout must be a positive duration (e.g. \"5s\")");
+        }
+
+        var timeout = wait.ToTimeSpan();
+        if (timeout > MaxWait)
+        {
+            throw BrokerException.Invalid($"wait_timeout {timeout.TotalSeconds:0.###}s is longer than the limit of {MaxWait.TotalSeconds:0}s");
+        }
+
+        if (timeLeft is { } left && timeout >= left)
+        {
+            throw BrokerException.Invalid(
+                $"wait_timeout {timeout.TotalSeconds:0.###}s must be shorter than the call's deadline ({Math.Max(0, left.TotalSeconds):0.###}s left)");
+        }
+
+        return timeout;
+    }
+
+    private static int Depth(Struct value)
+    {
+        // Iterative walk: a hostile payload must not be able to overflow the stack.
+        var max = 1;
+        var stack = new Stack<(IMessage Node, int Depth)>();
+        stack.Push((value, 1));
+        while (stack.Count > 0)
+        {
+            var (node, depth) = stack.Pop();
+            max = Math.Max(max, depth);
+            switch (node)
+            {
+                case Struct s:
+                    foreach (var field in s.Fields.Values)
+                    {
+                        PushValue(stack, field, depth);
+                    }
+
+                    break;
+                case ListValue list:
+                    foreach (var item in list.Values)
+                    {
+                        PushValue(stack, item, depth);
+                    }
+
+                    break;
+            }
+        }
+
+        return max;
+    }
+
+    private static void PushValue(Stack<(IMessage Node, int Depth)> stack, Value value, int depth)
+    {
+        if (value.KindCase == Value.KindOneofCase.StructValue)
+        {
+            stack.Push((value.StructValue, depth + 1));
+        }
+        else if (value.KindCase == Value.KindOneofCase.ListValue)
+        {
+            stack.Push((value.ListValue, depth + 1));
+        }
+    }
+}

@@ -1,0 +1,278 @@
+using System.Threading.Channels;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using HookBroker.Broker.Storage;
+using HookBroker.Protocol.V1;
+
+namespace HookBroker.Broker.Core;
+
+/// <summary>
+/// One worker's subscriber stream: the leases it holds (never more than its max in-flight), and what waits to be sent
+/// to it. Deliveries and confirmations queued while the stream writes are merged into one response message, so every
+/// leg of the stream batches.
+/// </summary>
+public sealed class WorkerSession : IDisposable
+{
+    /// <summary>Confirmations queued beyond this make the request reader wait for the writer (a client that never reads
+    /// its responses cannot grow the broker's memory).</summary>
+    public const int MaxQueuedConfirmations = 10_000;
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<long, HeldLease> _held = [];
+    private readonly List<Delivery> _deliveries = [];
+    private readonly List<SettleConfirmation> _confirmations = [];
+    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly CancellationTokenSource _aborted = new();
+    private TaskCompletionSource _roomForConfirmations = CompletedSignal();
+    private Status? _abortStatus;
+    private bool _disposed;
+
+    /// <summary>Creates a session.</summary>
+    public WorkerSession(string id, string group, string? name, PatternSet filter, int maxInFlight, GroupPolicy policy)
+    {
+        Id = id;
+        Group = group;
+        Name = name;
+        Filter = filter;
+        MaxInFlight = maxInFlight;
+        Policy = policy;
+    }
+
+    /// <summary>Unique per stream.</summary>
+    public string Id { get; }
+
+    /// <summary>The worker's group.</summary>
+    public string Group { get; }
+
+    /// <summary>The name the worker gave, if any.</summary>
+    public string? Name { get; }
+
+    /// <summary>The worker's own patterns.</summary>
+    public PatternSet Filter { get; }
+
+    /// <summary>Most unsettled deliveries it may hold.</summary>
+    public int MaxInFlight { get; }
+
+    /// <summary>Its group's policy.</summary>
+    public GroupPolicy Policy { get; }
+
+    /// <summary>Cancelled when the broker ends the stream (shutdown, group deleted).</summary>
+    public CancellationToken Aborted => _aborted.Token;
+
+    /// <summary>Why the broker ended the stream, once it did.</summary>
+    public Status? AbortStatus
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _abortStatus;
+            }
+        }
+    }
+
+    /// <summary>How many more deliveries it may take now.</summary>
+    public int Capacity
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _abortStatus is null ? MaxInFlight - _held.Count : 0;
+            }
+        }
+    }
+
+    /// <summary>How many deliveries it holds.</summary>
+    public int InFlight
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _held.Count;
+            }
+        }
+    }
+
+    /// <summary>Takes new leases and queues their deliveries; false (nothing taken) once the session is closed.</summary>
+    public bool TryAccept(IReadOnlyList<LeasedEvent> leases, IReadOnlyList<Delivery> deliveries)
+    {
+        lock (_gate)
+        {
+            if (_abortStatus is not null)
+            {
+                return false;
+            }
+
+            foreach (var lease in leases)
+            {
+                _held[lease.EventId] = new HeldLease(lease.LeaseNo, lease.Attempt);
+            }
+
+            _deliveries.AddRange(deliveries);
+        }
+
+        _signal.Writer.TryWrite(true);
+        return true;
+    }
+
+    /// <summary>True when the session holds exactly this lease; gives its attempt.</summary>
+    public bool Holds(LeaseRef lease, out int attempt)
+    {
+        lock (_gate)
+        {
+            if (_held.TryGetValue(lease.EventId, out var held) && held.LeaseNo == lease.LeaseNo)
+            {
+                attempt = held.Attempt;
+                return true;
+            }
+        }
+
+        attempt = 0;
+        return false;
+    }
+
+    /// <summary>Forgets a lease (settled, expired or stale); true when it was held.</summary>
+    public bool Forget(LeaseRef lease)
+    {
+        lock (_gate)
+        {
+            return _held.TryGetValue(lease.EventId, out var held) && held.LeaseNo == lease.LeaseNo && _held.Remove(lease.EventId);
+        }
+    }
+
+    /// <summary>Queues confirmations for the writer.</summary>
+    public void Confirm(IReadOnlyList<SettleConfirmation> confirmations)
+    {
+        if (confirmations.Count == 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _confirmations.AddRange(confirmations);
+            if (_confirmations.Count >= MaxQueuedConfirmations && _roomForConfirmations.Task.IsCompleted)
+            {
+                _roomForConfirmations = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        _signal.Writer.TryWrite(true);
+    }
+
+    /// <summary>Completes when the confirmation queue is below its bound.</summary>
+    public Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return _roomForConfirmations.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The next message to send: everything queued, merged; a heartbeat after <paramref name="heartbeat"/> of silence;
+    /// null once the session was aborted.
+    /// </summary>
+    public async Task<SubscribeResponse?> NextAsync(TimeSpan heartbeat, TimeProvider time, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var message = TakeQueued();
+            if (message is not null)
+            {
+                return message;
+            }
+
+            if (Aborted.IsCancellationRequested)
+            {
+                return null;
+            }
+
+            using var silence = new CancellationTokenSource(heartbeat, time);
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Aborted, silence.Token);
+            try
+            {
+                await _signal.Reader.ReadAsync(idle.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                if (Aborted.IsCancellationRequested)
+                {
+                    return null;
+                }
+
+                return new SubscribeResponse { Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(time.GetUtcNow()) } };
+            }
+        }
+    }
+
+    /// <summary>Ends the session from the broker's side with <paramref name="status"/>.</summary>
+    public void Abort(Status status)
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _abortStatus ??= status;
+            _aborted.Cancel();
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _aborted.Dispose();
+        }
+    }
+
+    /// <summary>Closes the session and hands back the leases it still held (to release for redelivery).</summary>
+    public IReadOnlyList<(LeaseRef Lease, int Attempt)> Close()
+    {
+        lock (_gate)
+        {
+            _abortStatus ??= new Status(StatusCode.Cancelled, "stream closed");
+            var leases = _held.Select(kv => (new LeaseRef(kv.Key, kv.Value.LeaseNo), kv.Value.Attempt)).ToList();
+            _held.Clear();
+            _deliveries.Clear();
+            _confirmations.Clear();
+            _roomForConfirmations.TrySetResult();
+            return leases;
+        }
+    }
+
+    private SubscribeResponse? TakeQueued()
+    {
+        lock (_gate)
+        {
+            if (_deliveries.Count == 0 && _confirmations.Count == 0)
+            {
+                return null;
+            }
+
+            var message = new SubscribeResponse();
+            message.Deliveries.AddRange(_deliveries);
+            message.Confirmations.AddRange(_confirmations);
+            _deliveries.Clear();
+            _confirmations.Clear();
+            _roomForConfirmations.TrySetResult();
+            return message;
+        }
+    }
+
+    private static TaskCompletionSource CompletedSignal()
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        signal.SetResult();
+        return signal;
+    }
+
+    private readonly record struct HeldLease(long LeaseNo, int Attempt);
+}
