@@ -171,7 +171,7 @@ public sealed class GroupDispatcher : IAsyncDisposable
             var now = _time.GetUtcNow();
             var batch = await _store.LeaseAsync(
                 new LeaseRequest(Group, worker.Id, worker.Filter, capacity, now, now + Policy.AckDeadline), cancellationToken);
-            ScheduleRetryWake(batch.NextDueAt, now);
+            ScheduleRetryWake(batch.NextDueAt);
             if (batch.Deliveries.Count == 0)
             {
                 continue;
@@ -197,7 +197,7 @@ public sealed class GroupDispatcher : IAsyncDisposable
         return more;
     }
 
-    private void ScheduleRetryWake(DateTimeOffset? due, DateTimeOffset now)
+    private void ScheduleRetryWake(DateTimeOffset? due)
     {
         if (due is not { } at)
         {
@@ -206,6 +206,8 @@ public sealed class GroupDispatcher : IAsyncDisposable
 
         lock (_gate)
         {
+            // Read the clock here, not before the lease call: time may have moved while storage worked.
+            var now = _time.GetUtcNow();
             if (at >= _retryTimerDue && _retryTimerDue > now)
             {
                 return;

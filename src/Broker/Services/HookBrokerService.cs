@@ -125,7 +125,7 @@ public sealed class HookBrokerService(
         try
         {
             await responseStream.WriteAsync(subscriptions.Subscribed(session), context.CancellationToken);
-            var writer = WriteDeliveriesAsync(session, responseStream, context.CancellationToken);
+            var writer = WriteDeliveriesAsync(session, responseStream, ended.Token);
             var reader = ReadSettlementsAsync(session, requestStream, ended.Token);
             var first = await Task.WhenAny(writer, reader);
             await ended.CancelAsync();

@@ -1,0 +1,393 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace HookBroker.Broker.Storage.Sqlite;
+
+/// <summary>
+/// The embedded, durable default engine: one SQLite file in WAL mode (Microsoft.Data.Sqlite), single node.
+/// </summary>
+/// <remarks>
+/// <para>Layout (see <c>SqliteSchema</c>): <c>events</c> holds each event once (payload, label, ordering key) with a
+/// reference count; <c>deliveries</c> holds one row per (group, event) still pending or leased, clustered by
+/// (group, event id), with its state, attempt, lease number and one scheduling time indexed per group and state, so
+/// leasing, retry promotion, next due time and lease expiry are index ranges; <c>dead_letters</c> holds the group's
+/// dead letters; <c>idempotency</c> the raise keys with their window, indexed by expiry. Group ids, patterns and
+/// backlog counts, the next event id and lease number live in memory (loaded at open, persisted in the same
+/// transactions).</para>
+/// <para>Group commit: every change goes through one writer loop that owns the read-write connection and its
+/// prepared statements. Callers enqueue operations on a bounded channel; the loop takes everything queued (up to
+/// <see cref="SqliteStoreOptions.MaxOperationsPerCommit"/> operations or
+/// <see cref="SqliteStoreOptions.MaxItemsPerCommit"/> items), runs them in one transaction, commits, tells the
+/// listener, then completes the callers. So 64 concurrent raises cost one commit, and a task completes only once its
+/// change is durable. A failed transaction fails every operation of its batch and reloads the in-memory state.
+/// Admin and outcome queries read on a second connection, which WAL lets run beside the writer.</para>
+/// <para>The per-event cost is a row per event plus a row per delivery, both deleted on ack. The log + cursor layout
+/// (DESIGN.md, Storage) can replace <c>deliveries</c> behind this same contract: nothing here exposes rows.</para>
+/// </remarks>
+public sealed class SqliteHookStore : IHookStore
+{
+    private readonly SqliteStoreOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<SqliteStoreOp> _queue;
+    private SqliteWriter? _writer;
+    private SqliteReadSide? _readSide;
+    private IHookStoreListener? _listener;
+    private Task? _loop;
+    private volatile SqliteGroupSnapshot _groups = SqliteGroupSnapshot.Empty;
+    private int _initialized;
+    private int _disposed;
+    private long _commits;
+
+    /// <summary>Creates the engine; nothing is opened before <see cref="InitializeAsync"/>.</summary>
+    public SqliteHookStore(SqliteStoreOptions options, ILogger<SqliteHookStore>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _queue = Channel.CreateBounded<SqliteStoreOp>(new BoundedChannelOptions(options.QueueCapacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = true,
+            SingleWriter = false,
+        });
+    }
+
+    /// <summary>Transactions committed by the writer loop (group commits), for tests and diagnostics.</summary>
+    internal long Commits => Volatile.Read(ref _commits);
+
+    /// <summary>Operations waiting for the writer loop.</summary>
+    internal int QueuedOperations => _queue.Reader.Count;
+
+    /// <inheritdoc />
+    public ValueTask InitializeAsync(IHookStoreListener listener, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (Interlocked.Exchange(ref _initialized, 1) != 0)
+        {
+            throw new InvalidOperationException("The SQLite store is already initialized.");
+        }
+
+        var connection = SqliteSchema.OpenWriter(_options);
+        var writer = new SqliteWriter(connection);
+        try
+        {
+            // Single node: leases of a previous process are nobody's now; redeliver them at once.
+            writer.Begin();
+            var recovered = writer.RecoverLeases(now);
+            writer.Commit();
+
+            _readSide = new SqliteReadSide(SqliteSchema.OpenReader(_options));
+            _groups = writer.Snapshot();
+            _listener = listener;
+            _writer = writer;
+            SqliteStoreLog.Opened(_logger, _options.DatabasePath, _options.Durability, recovered);
+        }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
+
+        _loop = Task.Run(RunWriterLoopAsync, CancellationToken.None);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<GroupRecord>> ListGroupsAsync(CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        var snapshot = _groups;
+        var groups = new GroupRecord[snapshot.Groups.Count];
+        for (var i = 0; i < groups.Length; i++)
+        {
+            groups[i] = snapshot.Groups[i].Record;
+        }
+
+        return ValueTask.FromResult<IReadOnlyList<GroupRecord>>(groups);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<GroupRecord> AddGroupPatternsAsync(string group, IReadOnlyCollection<string> patterns, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        ArgumentNullException.ThrowIfNull(patterns);
+        string[] copy = [.. patterns];
+        return EnqueueAsync(w => w.AddGroupPatterns(group, copy, now), 1, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<GroupRecord?> RemoveGroupPatternsAsync(string group, IReadOnlyCollection<string> patterns, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        ArgumentNullException.ThrowIfNull(patterns);
+        string[] copy = [.. patterns];
+        return EnqueueAsync(w => w.RemoveGroupPatterns(group, copy), 1, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> DeleteGroupAsync(string group, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        return EnqueueAsync(w => w.DeleteGroup(group), 1, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<AppendResult>> AppendAsync(IReadOnlyList<NewEvent> events, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        if (events.Count == 0)
+        {
+            ThrowIfNotOpen();
+            return ValueTask.FromResult<IReadOnlyList<AppendResult>>([]);
+        }
+
+        return EnqueueAsync(w => w.Append(events, now), events.Count, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<LeaseBatch> LeaseAsync(LeaseRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentOutOfRangeException.ThrowIfLessThan(request.Max, 1, nameof(request));
+        return EnqueueAsync(w => w.Lease(request), request.Max, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<SettleResult>> SettleAsync(string group, IReadOnlyList<SettleItem> items, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(items);
+        if (items.Count == 0)
+        {
+            ThrowIfNotOpen();
+            return ValueTask.FromResult<IReadOnlyList<SettleResult>>([]);
+        }
+
+        // Checked here so one bad item cannot fail the whole group commit it would share.
+        foreach (var item in items)
+        {
+            if (item is null || !Enum.IsDefined(item.Kind))
+            {
+                throw new ArgumentException("Every settle item needs a known kind (Ack, Nack, Extend, Reject).", nameof(items));
+            }
+        }
+
+        return EnqueueAsync(w => w.Settle(group, items, now), items.Count, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<OutcomeNotice>> ReleaseAsync(string group, IReadOnlyList<ReleaseItem> leases, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(leases);
+        ArgumentNullException.ThrowIfNull(reason);
+        if (leases.Count == 0)
+        {
+            ThrowIfNotOpen();
+            return ValueTask.FromResult<IReadOnlyList<OutcomeNotice>>([]);
+        }
+
+        return EnqueueAsync(w => w.Release(group, leases, reason, now), leases.Count, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<ExpiryResult> ExpireAsync(DateTimeOffset now, IGroupPolicies policies, int maxItems, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(policies);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxItems, 1);
+        return EnqueueAsync(w => w.Expire(now, policies, maxItems), maxItems, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<OutcomeNotice?>> GetOutcomesAsync(long eventId, IReadOnlyList<string> groups, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ThrowIfNotOpen();
+        return _readSide!.GetOutcomesAsync(eventId, groups, _groups, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IReadOnlyList<GroupStats>> GetGroupStatsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        return _readSide!.GetGroupStatsAsync(_groups, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<DeadLetterRecord>?> ListDeadLettersAsync(string group, long afterEventId, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 0);
+        ThrowIfNotOpen();
+        if (_groups.IdOf(group) is not { } groupId)
+        {
+            return null;
+        }
+
+        return limit == 0 ? [] : await _readSide!.ListDeadLettersAsync(groupId, afterEventId, limit, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<int?> RedriveAsync(string group, IReadOnlyList<long>? eventIds, DateTimeOffset now, DateTimeOffset retainUntil, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        long[]? ids = eventIds is null ? null : [.. eventIds];
+        return EnqueueAsync(w => w.Redrive(group, ids, now, retainUntil), ids?.Length ?? 1, cancellationToken);
+    }
+
+    /// <summary>Stops taking operations, lets the writer finish everything queued, then closes the database.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _queue.Writer.TryComplete();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+
+        _writer?.Dispose();
+        if (_readSide is not null)
+        {
+            await _readSide.DisposeAsync();
+        }
+    }
+
+    private async ValueTask<T> EnqueueAsync<T>(Func<SqliteWriter, T> work, int items, CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        var op = new SqliteStoreOp<T>(work, items, cancellationToken);
+        if (!_queue.Writer.TryWrite(op))
+        {
+            try
+            {
+                await _queue.Writer.WriteAsync(op, cancellationToken);
+            }
+            catch (ChannelClosedException)
+            {
+                throw new ObjectDisposedException(nameof(SqliteHookStore));
+            }
+        }
+
+        return await op.Task;
+    }
+
+    private void ThrowIfNotOpen()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_writer is null)
+        {
+            throw new InvalidOperationException("The SQLite store is not initialized: call InitializeAsync first.");
+        }
+    }
+
+    private async Task RunWriterLoopAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<SqliteStoreOp>(_options.MaxOperationsPerCommit);
+        while (await reader.WaitToReadAsync())
+        {
+            var items = 0;
+            while (batch.Count < _options.MaxOperationsPerCommit && items < _options.MaxItemsPerCommit && reader.TryRead(out var op))
+            {
+                if (op.CancellationToken.IsCancellationRequested)
+                {
+                    op.Cancel();
+                    continue;
+                }
+
+                batch.Add(op);
+                items += op.Items;
+            }
+
+            if (batch.Count > 0)
+            {
+                CommitBatch(batch);
+                batch.Clear();
+            }
+        }
+    }
+
+    private void CommitBatch(List<SqliteStoreOp> batch)
+    {
+        var writer = _writer!;
+        try
+        {
+            writer.Begin();
+            foreach (var op in batch)
+            {
+                op.Execute(writer);
+            }
+
+            writer.Commit();
+            Interlocked.Increment(ref _commits);
+        }
+        catch (Exception exception)
+        {
+            // The whole transaction is gone: fail every caller of the batch (none of it happened) and resync memory.
+            SqliteStoreLog.BatchFailed(_logger, batch.Count, exception);
+            try
+            {
+                writer.Recover();
+                _groups = writer.Snapshot();
+            }
+            catch (Exception recoveryException)
+            {
+                SqliteStoreLog.RecoveryFailed(_logger, recoveryException);
+            }
+
+            foreach (var op in batch)
+            {
+                op.Fail(exception);
+            }
+
+            return;
+        }
+
+        if (writer.GroupsChanged)
+        {
+            _groups = writer.Snapshot();
+        }
+
+        Notify(writer);
+        foreach (var op in batch)
+        {
+            op.Complete();
+        }
+    }
+
+    /// <summary>Tells the listener what the committed batch did, before its callers resume.</summary>
+    private void Notify(SqliteWriter writer)
+    {
+        var listener = _listener!;
+        try
+        {
+            if (writer.GroupsChanged)
+            {
+                listener.OnGroupsChanged();
+            }
+
+            if (writer.AvailableGroups.Count > 0)
+            {
+                listener.OnEventsAvailable([.. writer.AvailableGroups]);
+            }
+
+            if (writer.Outcomes.Count > 0)
+            {
+                listener.OnOutcomes([.. writer.Outcomes]);
+            }
+        }
+        catch (Exception exception)
+        {
+            // The batch is committed; a listener fault must not fail its callers or stop the writer.
+            SqliteStoreLog.ListenerFailed(_logger, exception);
+        }
+    }
+}

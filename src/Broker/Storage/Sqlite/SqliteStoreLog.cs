@@ -1,0 +1,18 @@
+using Microsoft.Extensions.Logging;
+
+namespace HookBroker.Broker.Storage.Sqlite;
+
+internal static partial class SqliteStoreLog
+{
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "SQLite store opened at {Path} (durability {Durability}); {Leases} lease(s) left by the previous process returned to pending")]
+    public static partial void Opened(ILogger logger, string path, Durability durability, int leases);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "SQLite write batch of {Operations} operation(s) failed and was rolled back")]
+    public static partial void BatchFailed(ILogger logger, int operations, Exception exception);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Critical, Message = "SQLite store could not recover after a failed batch")]
+    public static partial void RecoveryFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The storage listener threw while being told about committed changes")]
+    public static partial void ListenerFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,57 @@
+namespace HookBroker.Broker.Storage.Sqlite;
+
+/// <summary>Options of the embedded SQLite engine (<see cref="SqliteHookStore"/>).</summary>
+public sealed class SqliteStoreOptions
+{
+    /// <summary>The folder holding the database; created when missing. Default <c>./data</c>.</summary>
+    public string DataPath { get; set; } = "./data";
+
+    /// <summary>The database file name inside <see cref="DataPath"/>. Default <c>hookbroker.db</c>.</summary>
+    public string FileName { get; set; } = "hookbroker.db";
+
+    /// <summary>What a confirmed write survives. Default <see cref="Sqlite.Durability.Normal"/> (a process crash).</summary>
+    public Durability Durability { get; set; } = Durability.Normal;
+
+    /// <summary>
+    /// How many operations may wait for the writer before callers are held back (the bounded queue in front of the
+    /// single writer). Default 4,096.
+    /// </summary>
+    public int QueueCapacity { get; set; } = 4096;
+
+    /// <summary>At most this many operations share one transaction (group commit). Default 1,000.</summary>
+    public int MaxOperationsPerCommit { get; set; } = 1000;
+
+    /// <summary>
+    /// A group commit stops taking operations once they carry this many events or settlements. Default 10,000.
+    /// </summary>
+    public int MaxItemsPerCommit { get; set; } = 10_000;
+
+    /// <summary>SQLite page cache of the writer connection, in KiB. Default 32,768 (32 MiB).</summary>
+    public int CacheSizeKiB { get; set; } = 32 * 1024;
+
+    /// <summary>The full path of the database file.</summary>
+    public string DatabasePath => Path.GetFullPath(Path.Combine(DataPath, FileName));
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataPath))
+        {
+            throw new ArgumentException("SqliteStoreOptions.DataPath must name a folder.", nameof(DataPath));
+        }
+
+        if (string.IsNullOrWhiteSpace(FileName) || FileName.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+        {
+            throw new ArgumentException("SqliteStoreOptions.FileName must be a plain file name.", nameof(FileName));
+        }
+
+        if (!Enum.IsDefined(Durability))
+        {
+            throw new ArgumentException($"SqliteStoreOptions.Durability '{Durability}' is not Normal or Fsync.", nameof(Durability));
+        }
+
+        if (QueueCapacity < 1 || MaxOperationsPerCommit < 1 || MaxItemsPerCommit < 1 || CacheSizeKiB < 0)
+        {
+            throw new ArgumentException("SqliteStoreOptions queue and batch sizes must be positive.", nameof(QueueCapacity));
+        }
+    }
+}

@@ -1,0 +1,265 @@
+using System.Collections.Concurrent;
+using HookBroker.Broker.Storage;
+using HookBroker.Broker.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
+
+namespace HookBroker.Broker.Tests.Storage;
+
+/// <summary>What only the SQLite engine promises: group commit, crash recovery, batch failure, disposal.</summary>
+public sealed class SqliteHookStoreTests : IAsyncDisposable
+{
+    private static readonly DateTimeOffset T0 = new(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "hookbroker-tests", $"sqlite-{Guid.NewGuid():N}");
+    private readonly List<SqliteHookStore> _stores = [];
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var store in _stores)
+        {
+            await store.DisposeAsync();
+        }
+
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Concurrent_operations_queued_behind_a_commit_share_the_next_one()
+    {
+        var listener = new GateListener();
+        var store = await OpenAsync("db", listener);
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+
+        // The first append's commit holds the writer (its listener call blocks) while 64 more queue up behind it.
+        listener.BlockNextEventsAvailable();
+        var first = store.AppendAsync([Event("a", "g1")], T0, Ct).AsTask();
+        await listener.Blocked.WaitAsync(Ct);
+        var before = store.Commits;
+
+        var queued = Enumerable.Range(0, 64).Select(i => store.AppendAsync([Event($"e.{i}", "g1")], T0, Ct).AsTask()).ToList();
+        await PollAsync(() => store.QueuedOperations == 64);
+        listener.Release();
+
+        await first;
+        var results = (await Task.WhenAll(queued)).Select(r => Assert.Single(r)).ToList();
+        Assert.All(results, r => Assert.Equal(AppendStatus.Stored, r.Status));
+        Assert.Equal(64, results.Select(r => r.EventId).Distinct().Count());
+        Assert.Equal(before + 1, store.Commits);
+        Assert.Equal(65, (await StatsAsync(store, "g1")).Backlog);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Confirmed_writes_survive_a_crash_image_and_its_leases_come_back_due_at_once()
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        var ids = (await store.AppendAsync([Event("a", "g1"), Event("b", "g1"), Event("c", "g1", key: "k")], T0, Ct)).Select(r => r.EventId).ToArray();
+        var leases = (await LeaseAsync(store, "g1", max: 2, At(1))).Deliveries;
+        Assert.Equal(SettleStatus.Confirmed, Assert.Single(await store.SettleAsync("g1", [Ack(leases[0])], At(2), Ct)).Status);
+
+        // What a SIGKILL leaves on disk: the database file and its WAL as they are now, the process still running.
+        // (synchronous=NORMAL writes every commit into the WAL before confirming it; only fsync is deferred.)
+        var crashed = Path.Combine(_root, "crashed");
+        Directory.CreateDirectory(crashed);
+        foreach (var file in Directory.GetFiles(Path.Combine(_root, "db"), "hookbroker.db*"))
+        {
+            if (!file.EndsWith("-shm", StringComparison.Ordinal))
+            {
+                File.Copy(file, Path.Combine(crashed, Path.GetFileName(file)));
+            }
+        }
+
+        Assert.True(File.Exists(Path.Combine(crashed, "hookbroker.db-wal")), "the commits are in the WAL, not yet checkpointed");
+
+        var recovered = await OpenAsync("crashed", now: At(5));
+        var stats = await StatsAsync(recovered, "g1");
+        Assert.Equal(2, stats.Backlog);
+        Assert.Equal(0, stats.InFlight);
+
+        var again = (await LeaseAsync(recovered, "g1", max: 10, At(5))).Deliveries;
+        Assert.Equal([ids[1], ids[2]], again.Select(d => d.EventId));
+        Assert.Equal([2, 1], again.Select(d => d.Attempt));
+        Assert.True(again[0].LeaseNo > leases[1].LeaseNo);
+
+        var duplicate = Assert.Single(await recovered.AppendAsync([Event("c", "g1", key: "k")], At(6), Ct));
+        Assert.Equal(AppendStatus.Duplicate, duplicate.Status);
+        Assert.Equal(ids[2], duplicate.EventId);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Event_ids_keep_increasing_across_reopen_after_everything_was_acked()
+    {
+        var store = await OpenAsync("db", durability: Durability.Fsync);
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        var id = Assert.Single(await store.AppendAsync([Event("a", "g1")], T0, Ct)).EventId;
+        var lease = Assert.Single((await LeaseAsync(store, "g1", max: 1, At(1))).Deliveries);
+        await store.SettleAsync("g1", [Ack(lease)], At(2), Ct);
+        await store.DisposeAsync();
+
+        var reopened = await OpenAsync("db", durability: Durability.Fsync, now: At(3));
+        var next = Assert.Single(await reopened.AppendAsync([Event("b", "g1")], At(3), Ct)).EventId;
+        Assert.True(next > id);
+        var relet = Assert.Single((await LeaseAsync(reopened, "g1", max: 1, At(4))).Deliveries);
+        Assert.True(relet.LeaseNo > lease.LeaseNo);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_failing_batch_fails_each_of_its_operations_and_the_store_carries_on()
+    {
+        var listener = new GateListener();
+        var store = await OpenAsync("db", listener);
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+
+        listener.BlockNextEventsAvailable();
+        var first = store.AppendAsync([Event("a", "g1")], T0, Ct).AsTask();
+        await listener.Blocked.WaitAsync(Ct);
+
+        // Queued into one batch: an append, a lease whose filter throws, another append.
+        var append1 = store.AppendAsync([Event("b", "g1")], T0, Ct).AsTask();
+        var lease = store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(1), At(31)), Ct).AsTask();
+        var append2 = store.AppendAsync([Event("c", "g1")], T0, Ct).AsTask();
+        await PollAsync(() => store.QueuedOperations == 3);
+        listener.Release();
+
+        await first;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => append1);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => lease);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => append2);
+
+        // Nothing of the batch happened, and memory (backlog counts, ids) matches the database again.
+        Assert.Equal(1, (await StatsAsync(store, "g1")).Backlog);
+        var later = Assert.Single(await store.AppendAsync([Event("d", "g1", maxBacklog: 2)], T0, Ct));
+        Assert.Equal(AppendStatus.Stored, later.Status);
+        Assert.Equal(AppendStatus.BacklogFull, Assert.Single(await store.AppendAsync([Event("e", "g1", maxBacklog: 2)], T0, Ct)).Status);
+        Assert.Equal(2, (await LeaseAsync(store, "g1", max: 10, At(1))).Deliveries.Count);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Dispose_flushes_queued_operations_and_later_calls_throw()
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        var pending = Enumerable.Range(0, 200).Select(i => store.AppendAsync([Event($"e.{i}", "g1")], T0, Ct).AsTask()).ToList();
+
+        await store.DisposeAsync();
+
+        Assert.All(await Task.WhenAll(pending), r => Assert.Equal(AppendStatus.Stored, Assert.Single(r).Status));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.AppendAsync([Event("x", "g1")], T0, Ct).AsTask());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.GetGroupStatsAsync(T0, Ct).AsTask());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.ListGroupsAsync(Ct).AsTask());
+
+        var reopened = await OpenAsync("db");
+        Assert.Equal(200, (await StatsAsync(reopened, "g1")).Backlog);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_database_from_a_newer_schema_is_refused()
+    {
+        var folder = Path.Combine(_root, "newer");
+        Directory.CreateDirectory(folder);
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(folder, "hookbroker.db"), Pooling = false }.ConnectionString);
+        await using (connection)
+        {
+            await connection.OpenAsync(Ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA user_version = 99;";
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+
+        await using var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = folder });
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => store.InitializeAsync(new GateListener(), T0, Ct).AsTask());
+        Assert.Contains("schema version 99", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Operations_before_initialize_are_refused()
+    {
+        await using var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = Path.Combine(_root, "db") });
+        await Assert.ThrowsAsync<InvalidOperationException>(() => store.AppendAsync([Event("a", "g1")], T0, Ct).AsTask());
+        Assert.False(Directory.Exists(Path.Combine(_root, "db")));
+    }
+
+    private async Task<SqliteHookStore> OpenAsync(string folder, IHookStoreListener? listener = null, Durability durability = Durability.Normal, DateTimeOffset? now = null)
+    {
+        var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = Path.Combine(_root, folder), Durability = durability });
+        _stores.Add(store);
+        await store.InitializeAsync(listener ?? new GateListener(), now ?? T0, Ct);
+        return store;
+    }
+
+    private static DateTimeOffset At(double seconds) => T0.AddSeconds(seconds);
+
+    private static NewEvent Event(string label, string group, string? key = null, long maxBacklog = long.MaxValue) =>
+        new(label, "{}"u8.ToArray(), null, key, At(600), null, T0, [new RoutedGroup(group, At(86_400), maxBacklog)]);
+
+    private static ValueTask<LeaseBatch> LeaseAsync(SqliteHookStore store, string group, int max, DateTimeOffset now) =>
+        store.LeaseAsync(new LeaseRequest(group, "w", new AllLabels(), max, now, now.AddSeconds(30)), Ct);
+
+    private static SettleItem Ack(LeasedEvent lease) => new(new LeaseRef(lease.EventId, lease.LeaseNo), SettleKind.Ack, default, null, 5);
+
+    private static async Task<GroupStats> StatsAsync(SqliteHookStore store, string group) =>
+        (await store.GetGroupStatsAsync(T0, Ct)).Single(s => s.Name == group);
+
+    private static async Task PollAsync(Func<bool> condition)
+    {
+        while (!condition())
+        {
+            await Task.Delay(5, Ct);
+        }
+    }
+
+    private sealed class AllLabels : ILabelFilter
+    {
+        public bool Matches(string label) => true;
+    }
+
+    private sealed class ThrowingFilter : ILabelFilter
+    {
+        public bool Matches(string label) => throw new InvalidOperationException("filter failed");
+    }
+
+    /// <summary>A listener whose next OnEventsAvailable can hold the writer loop (it runs there) until released.</summary>
+    private sealed class GateListener : IHookStoreListener
+    {
+        private readonly ManualResetEventSlim _gate = new(initialState: true);
+        private readonly ConcurrentQueue<OutcomeNotice> _outcomes = new();
+        private TaskCompletionSource _blocked = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _blockNext;
+
+        public Task Blocked => _blocked.Task;
+
+        public void BlockNextEventsAvailable()
+        {
+            _blocked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _gate.Reset();
+            Volatile.Write(ref _blockNext, 1);
+        }
+
+        public void Release() => _gate.Set();
+
+        public void OnEventsAvailable(IReadOnlyCollection<string> groups)
+        {
+            if (Interlocked.Exchange(ref _blockNext, 0) == 1)
+            {
+                _blocked.TrySetResult();
+                _gate.Wait(TimeSpan.FromSeconds(20));
+            }
+        }
+
+        public void OnOutcomes(IReadOnlyList<OutcomeNotice> outcomes)
+        {
+            foreach (var outcome in outcomes)
+            {
+                _outcomes.Enqueue(outcome);
+            }
+        }
+
+        public void OnGroupsChanged()
+        {
+        }
+    }
+}
