@@ -2,6 +2,7 @@ using System.Net;
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
 
 // appsettings.json sits beside the binary; the data folder (HookBroker:DataPath) stays relative to the working folder.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -29,7 +30,30 @@ app.MapGrpcService<HookBrokerAdminService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 app.MapGet("/healthz", () => Results.Text("ok"));
-app.Run();
+
+// Start problems a user can fix get one clear message and a non-zero exit code, not a stack trace.
+try
+{
+    // Validate here, before the host starts, so a bad setting is reported once, without the host's stack trace.
+    _ = app.Services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+    await app.RunAsync();
+    return 0;
+}
+catch (OptionsValidationException ex)
+{
+    await Console.Error.WriteLineAsync("hookbroker: invalid configuration (appsettings.json or HOOKBROKER__* variables):");
+    foreach (var failure in ex.Failures)
+    {
+        await Console.Error.WriteLineAsync("  - " + failure);
+    }
+
+    return 2;
+}
+catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+{
+    await Console.Error.WriteLineAsync($"hookbroker: cannot listen: {ex.Message} (set HookBroker:GrpcPort / HookBroker:HttpPort)");
+    return 3;
+}
 
 /// <summary>The broker's entry point (public for in-process tests).</summary>
 public partial class Program;

@@ -1,11 +1,16 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using HookBroker.Broker.Core;
+using HookBroker.Broker.Storage;
 
 namespace HookBroker.Broker.Services;
 
-/// <summary>Turns a refused request (<see cref="BrokerException"/>) into its gRPC status, for every service.</summary>
-public sealed class BrokerExceptionInterceptor : Interceptor
+/// <summary>
+/// Maps failures to the status codes the proto documents, for every service: a refused request keeps its code and
+/// message; storage full is RESOURCE_EXHAUSTED; storage closing under a call (shutdown) is UNAVAILABLE; anything else
+/// is logged and answered INTERNAL, so a client never sees a stack trace and knows it may retry.
+/// </summary>
+public sealed partial class BrokerExceptionInterceptor(ILogger<BrokerExceptionInterceptor> logger) : Interceptor
 {
     /// <inheritdoc />
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
@@ -15,9 +20,9 @@ public sealed class BrokerExceptionInterceptor : Interceptor
         {
             return await continuation(request, context);
         }
-        catch (BrokerException ex)
+        catch (Exception ex) when (Translate(ex, context) is { } status)
         {
-            throw ToRpc(ex);
+            throw status;
         }
     }
 
@@ -29,9 +34,9 @@ public sealed class BrokerExceptionInterceptor : Interceptor
         {
             await continuation(requestStream, responseStream, context);
         }
-        catch (BrokerException ex)
+        catch (Exception ex) when (Translate(ex, context) is { } status)
         {
-            throw ToRpc(ex);
+            throw status;
         }
     }
 
@@ -43,11 +48,33 @@ public sealed class BrokerExceptionInterceptor : Interceptor
         {
             await continuation(request, responseStream, context);
         }
-        catch (BrokerException ex)
+        catch (Exception ex) when (Translate(ex, context) is { } status)
         {
-            throw ToRpc(ex);
+            throw status;
         }
     }
 
-    private static RpcException ToRpc(BrokerException ex) => new(new Status(ex.Code, ex.Message));
+    /// <summary>The status to answer with, or null to let the exception through (RpcException, the call's own cancellation).</summary>
+    private RpcException? Translate(Exception exception, ServerCallContext context)
+    {
+        switch (exception)
+        {
+            case RpcException:
+                return null;
+            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
+                return null;
+            case BrokerException refused:
+                return new RpcException(new Status(refused.Code, refused.Message));
+            case StorageFullException full:
+                return new RpcException(new Status(StatusCode.ResourceExhausted, full.Message));
+            case ObjectDisposedException:
+                return new RpcException(new Status(StatusCode.Unavailable, BrokerException.ShuttingDown().Message));
+            default:
+                LogUnexpected(logger, exception, context.Method);
+                return new RpcException(new Status(StatusCode.Internal, "internal broker error (logged); retry with backoff, with an idempotency key for raises"));
+        }
+    }
+
+    [LoggerMessage(100, LogLevel.Error, "Unexpected failure in {Method}")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string method);
 }

@@ -211,6 +211,8 @@ public sealed class HookBrokerService(
     private static RaiseResult Failed(ulong sequence, BrokerException error) =>
         new() { Sequence = sequence, Status = new ItemStatus { Code = (int)error.Code, Message = error.Message } };
 
-    private TimeSpan? TimeLeft(ServerCallContext context) =>
-        context.Deadline == DateTime.MaxValue ? null : context.Deadline - time.GetUtcNow().UtcDateTime;
+    // grpc-dotnet stamps the deadline from the system clock when the call arrives, so the time left is measured on that
+    // clock too; the injected TimeProvider (which may be fake, or skewed) governs the broker's own rules, not the transport.
+    private static TimeSpan? TimeLeft(ServerCallContext context) =>
+        context.Deadline == DateTime.MaxValue ? null : context.Deadline - TimeProvider.System.GetUtcNow().UtcDateTime;
 }

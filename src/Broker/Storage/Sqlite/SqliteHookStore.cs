@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -343,9 +344,13 @@ public sealed class SqliteHookStore : IHookStore
                 SqliteStoreLog.RecoveryFailed(_logger, recoveryException);
             }
 
+            // SQLITE_FULL (13): say which limit was hit, so a raise is answered RESOURCE_EXHAUSTED, not INTERNAL.
+            var failure = exception is SqliteException { SqliteErrorCode: 13 }
+                ? new StorageFullException($"storage is full: the disk holding {_options.DatabasePath} has no room left; free space or move HookBroker:DataPath", exception)
+                : exception;
             foreach (var op in batch)
             {
-                op.Fail(exception);
+                op.Fail(failure);
             }
 
             return;
