@@ -71,7 +71,7 @@ public sealed class PatternSet : ILabelFilter
     /// <summary>Builds the set from validated patterns.</summary>
     public PatternSet(IEnumerable<string> patterns)
     {
-        foreach (var text in patterns)
+        foreach (var text in patterns.Distinct(StringComparer.Ordinal))
         {
             var pattern = LabelPattern.Parse(text);
             if (pattern.IsLiteral)

@@ -15,6 +15,21 @@ namespace HookBroker.Broker.Storage;
 /// feed.</item>
 /// <item>Delivery state (pending, leased, attempts, retry due time, ordering, dead letters) lives in the engine, so a
 /// broker node can die at any moment and another node carries on.</item>
+/// <item>Concurrent calls are merged by the engine into group commits (SQLite: one writer, one transaction per batch of
+/// queued operations; Redis: pipelining), so callers need not batch across requests themselves.</item>
+/// </list>
+/// <para>Choices every engine makes the same way (the contract suite pins most of them):</para>
+/// <list type="bullet">
+/// <item>An event routed only to groups that no longer exist is <see cref="AppendStatus.Stored"/> with no deliveries;
+/// routed to some missing groups, it is stored for the others and <see cref="AppendResult.Groups"/> lists only those.</item>
+/// <item><see cref="LeaseBatch.NextDueAt"/> may ignore a delayed retry blocked behind an earlier event of its ordering
+/// key: it becomes deliverable on a settlement, which wakes the group anyway.</item>
+/// <item><see cref="GetOutcomesAsync"/> reports <see cref="OutcomeKind.Handled"/> for a group where the event is neither
+/// in the backlog nor in dead letters (acked, or the group is gone), and for a retry in progress the current attempt with
+/// the last error.</item>
+/// <item><see cref="IHookStoreListener.OnGroupsChanged"/> fires only when something changed; releases, lease expiry,
+/// redrive and restart recovery make deliveries due at the operation's <c>now</c>.</item>
+/// <item><see cref="ExpireAsync"/> handles expired leases before retention, and redrive clears the last error.</item>
 /// </list>
 /// </remarks>
 public interface IHookStore : IAsyncDisposable
