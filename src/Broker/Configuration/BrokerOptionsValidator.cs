@@ -26,7 +26,8 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         Require(!string.IsNullOrWhiteSpace(options.DataPath), "HookBroker:DataPath must name a folder");
         Require(options.IdempotencyWindow > TimeSpan.Zero && options.IdempotencyWindow <= TimeSpan.FromDays(7), $"HookBroker:IdempotencyWindow {options.IdempotencyWindow} must be more than 0 and at most 7 days");
         Require(options.MaxArgsBytes is >= 1024 and <= 4 * 1024 * 1024 - 64 * 1024, $"HookBroker:MaxArgsBytes {options.MaxArgsBytes} must be 1024 to 4128768 (below gRPC's 4 MiB message limit)");
-        Require(options.MaxArgsDepth is >= 1 and <= 100, $"HookBroker:MaxArgsDepth {options.MaxArgsDepth} must be 1-100");
+        // Protobuf's parser stops at 100 message levels and each args level costs 3, so deeper args could never arrive.
+        Require(options.MaxArgsDepth is >= 1 and <= 32, $"HookBroker:MaxArgsDepth {options.MaxArgsDepth} must be 1-32 (deeper args exceed protobuf's parse limit)");
         Require(options.DefaultMaxInFlight is >= 1 and <= SubscribeRules.MaxInFlightLimit, $"HookBroker:DefaultMaxInFlight {options.DefaultMaxInFlight} must be 1-{SubscribeRules.MaxInFlightLimit}");
         Require(options.HeartbeatInterval >= TimeSpan.FromMilliseconds(100) && options.HeartbeatInterval <= TimeSpan.FromMinutes(10), $"HookBroker:HeartbeatInterval {options.HeartbeatInterval} must be 100 ms to 10 minutes");
         Require(options.MaintenanceInterval >= TimeSpan.FromMilliseconds(10) && options.MaintenanceInterval <= TimeSpan.FromMinutes(1), $"HookBroker:MaintenanceInterval {options.MaintenanceInterval} must be 10 ms to 1 minute");

@@ -1,7 +1,5 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using HookBroker.Broker.Core;
-using HookBroker.Broker.Storage;
 
 namespace HookBroker.Broker.Services;
 
@@ -57,22 +55,18 @@ public sealed partial class BrokerExceptionInterceptor(ILogger<BrokerExceptionIn
     /// <summary>The status to answer with, or null to let the exception through (RpcException, the call's own cancellation).</summary>
     private RpcException? Translate(Exception exception, ServerCallContext context)
     {
-        switch (exception)
+        if (exception is RpcException || (exception is OperationCanceledException && context.CancellationToken.IsCancellationRequested))
         {
-            case RpcException:
-                return null;
-            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
-                return null;
-            case BrokerException refused:
-                return new RpcException(new Status(refused.Code, refused.Message));
-            case StorageFullException full:
-                return new RpcException(new Status(StatusCode.ResourceExhausted, full.Message));
-            case ObjectDisposedException:
-                return new RpcException(new Status(StatusCode.Unavailable, BrokerException.ShuttingDown().Message));
-            default:
-                LogUnexpected(logger, exception, context.Method);
-                return new RpcException(new Status(StatusCode.Internal, "internal broker error (logged); retry with backoff, with an idempotency key for raises"));
+            return null;
         }
+
+        var status = StatusMapping.ToStatus(exception, out var unexpected);
+        if (unexpected)
+        {
+            LogUnexpected(logger, exception, context.Method);
+        }
+
+        return new RpcException(status);
     }
 
     [LoggerMessage(100, LogLevel.Error, "Unexpected failure in {Method}")]

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Grpc.Core;
 using HookBroker.Broker.Core;
 using HookBroker.Protocol.V1;
@@ -11,11 +10,9 @@ public sealed class HookBrokerService(
     SubscriptionManager subscriptions,
     GroupRouter router,
     IHostApplicationLifetime lifetime,
-    TimeProvider time) : Protocol.V1.HookBroker.HookBrokerBase
+    TimeProvider time,
+    ILogger<HookBrokerService> logger) : Protocol.V1.HookBroker.HookBrokerBase
 {
-    /// <summary>Most wait-mode raises one RaiseStream may have waiting; beyond it the stream stops reading (backpressure).</summary>
-    public const int MaxWaitingPerStream = 10_000;
-
     /// <inheritdoc />
     public override async Task<RaiseResponse> Raise(RaiseRequest request, ServerCallContext context)
     {
@@ -33,53 +30,8 @@ public sealed class HookBrokerService(
     public override async Task RaiseStream(IAsyncStreamReader<RaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream, ServerCallContext context)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
-        var results = Channel.CreateBounded<RaiseResult>(new BoundedChannelOptions(MaxWaitingPerStream) { SingleReader = true });
-        var writer = WriteResultsAsync(results.Reader, responseStream, context.CancellationToken);
-        using var waitSlots = new SemaphoreSlim(MaxWaitingPerStream);
-        var waits = new List<Task>();
-        try
-        {
-            while (await requestStream.MoveNext(stopping.Token))
-            {
-                var items = requestStream.Current.Items;
-                var stored = await raises.StoreAsync([.. items.Select(i => i.Raise ?? new RaiseRequest())], TimeLeft(context), context.CancellationToken);
-                for (var i = 0; i < items.Count; i++)
-                {
-                    var sequence = items[i].Sequence;
-                    var item = stored[i];
-                    if (item.Error is not null)
-                    {
-                        await results.Writer.WriteAsync(Failed(sequence, item.Error), context.CancellationToken);
-                    }
-                    else if (item.Wait is null)
-                    {
-                        await results.Writer.WriteAsync(Succeeded(sequence, await raises.CompleteAsync(item, context.CancellationToken)), context.CancellationToken);
-                    }
-                    else
-                    {
-                        await waitSlots.WaitAsync(stopping.Token);
-                        waits.RemoveAll(t => t.IsCompleted);
-                        waits.Add(WaitAndAnswerAsync(sequence, item, results.Writer, waitSlots, stopping.Token));
-                    }
-                }
-            }
-
-            await Task.WhenAll(waits);
-        }
-        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
-        {
-            // Answer what was stored, then tell the client to go elsewhere.
-            await Task.WhenAll(waits);
-            results.Writer.TryComplete();
-            await writer;
-            throw BrokerException.ShuttingDown();
-        }
-        finally
-        {
-            results.Writer.TryComplete();
-        }
-
-        await writer;
+        using var call = new RaiseStreamCall(raises, context, () => TimeLeft(context), logger, stopping.Token);
+        await call.RunAsync(requestStream, responseStream);
     }
 
     /// <inheritdoc />
@@ -176,40 +128,6 @@ public sealed class HookBrokerService(
             // The stream ended from the other side.
         }
     }
-
-    private async Task WaitAndAnswerAsync(ulong sequence, RaiseItemResult item, ChannelWriter<RaiseResult> results, SemaphoreSlim slots, CancellationToken stopWaiting)
-    {
-        try
-        {
-            var response = await raises.CompleteAsync(item, stopWaiting);
-            await results.WriteAsync(Succeeded(sequence, response), CancellationToken.None);
-        }
-        finally
-        {
-            slots.Release();
-        }
-    }
-
-    private static async Task WriteResultsAsync(ChannelReader<RaiseResult> results, IServerStreamWriter<RaiseStreamResponse> responseStream, CancellationToken cancellationToken)
-    {
-        while (await results.WaitToReadAsync(cancellationToken))
-        {
-            // Everything ready goes out in one message.
-            var message = new RaiseStreamResponse();
-            while (message.Results.Count < 10_000 && results.TryRead(out var result))
-            {
-                message.Results.Add(result);
-            }
-
-            await responseStream.WriteAsync(message, cancellationToken);
-        }
-    }
-
-    private static RaiseResult Succeeded(ulong sequence, RaiseResponse response) =>
-        new() { Sequence = sequence, Status = new ItemStatus { Code = (int)StatusCode.OK }, Response = response };
-
-    private static RaiseResult Failed(ulong sequence, BrokerException error) =>
-        new() { Sequence = sequence, Status = new ItemStatus { Code = (int)error.Code, Message = error.Message } };
 
     // grpc-dotnet stamps the deadline from the system clock when the call arrives, so the time left is measured on that
     // clock too; the injected TimeProvider (which may be fake, or skewed) governs the broker's own rules, not the transport.

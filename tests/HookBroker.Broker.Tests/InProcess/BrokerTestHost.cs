@@ -46,7 +46,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <summary>Starts a broker; <paramref name="settings"/> override HookBroker:* keys (e.g. "Defaults:MaxAttempts").</summary>
-    public static async Task<BrokerTestHost> StartAsync(IDictionary<string, string?>? settings = null)
+    public static async Task<BrokerTestHost> StartAsync(IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configureServices = null)
     {
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.UseTestServer();
@@ -67,6 +67,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
         var logs = new LogCollector();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);
+        configureServices?.Invoke(builder.Services);
         builder.Services.AddHookBrokerServer(builder.Configuration);
         var app = builder.Build();
         app.MapGrpcService<HookBrokerService>();

@@ -1,0 +1,195 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using HookBroker.Broker.Core;
+using HookBroker.Protocol.V1;
+
+namespace HookBroker.Broker.Services;
+
+/// <summary>
+/// Serves one RaiseStream call. Request messages are stored as batches, several at once (up to
+/// <see cref="MaxBatchesInFlight"/>; the engine merges concurrent batches into group commits), so a client that pipelines
+/// requests is not held to one commit per round trip. Every item is answered by its sequence number; a failing batch
+/// answers its items with the failure's status and the stream goes on. Ready results leave in as few messages as possible.
+/// </summary>
+internal sealed partial class RaiseStreamCall : IDisposable
+{
+    /// <summary>Request messages being stored at once; beyond it the call stops reading (backpressure).</summary>
+    public const int MaxBatchesInFlight = 8;
+
+    /// <summary>Wait-mode raises waiting at once; beyond it the call stops reading (backpressure).</summary>
+    public const int MaxWaiting = 10_000;
+
+    private readonly RaiseCoordinator _raises;
+    private readonly ServerCallContext _context;
+    private readonly CancellationToken _stopWaiting;
+    private readonly Func<TimeSpan?> _timeLeft;
+    private readonly ILogger _logger;
+    private readonly Channel<RaiseResult> _results = Channel.CreateBounded<RaiseResult>(new BoundedChannelOptions(MaxWaiting) { SingleReader = true });
+    private readonly SemaphoreSlim _batchSlots = new(MaxBatchesInFlight);
+    private readonly SemaphoreSlim _waitSlots = new(MaxWaiting);
+    private readonly Lock _gate = new();
+    private readonly List<Task> _pending = [];
+
+    public RaiseStreamCall(RaiseCoordinator raises, ServerCallContext context, Func<TimeSpan?> timeLeft, ILogger logger, CancellationToken stopWaiting)
+    {
+        _raises = raises;
+        _context = context;
+        _stopWaiting = stopWaiting;
+        _timeLeft = timeLeft;
+        _logger = logger;
+    }
+
+    /// <summary>Reads until the client half-closes or the broker stops, then answers everything outstanding.</summary>
+    public async Task RunAsync(IAsyncStreamReader<RaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream)
+    {
+        var call = _context.CancellationToken;
+        var writer = WriteResultsAsync(responseStream, call);
+        try
+        {
+            while (await requestStream.MoveNext(_stopWaiting))
+            {
+                var items = requestStream.Current.Items;
+                await _batchSlots.WaitAsync(_stopWaiting);
+                Track(StoreBatchAsync(items));
+            }
+
+            await DrainAsync();
+        }
+        catch (OperationCanceledException) when (_stopWaiting.IsCancellationRequested && !call.IsCancellationRequested)
+        {
+            // The broker is stopping: answer what was stored, then send the client elsewhere.
+            await DrainAsync();
+            _results.Writer.TryComplete();
+            await writer;
+            throw BrokerException.ShuttingDown();
+        }
+        finally
+        {
+            _results.Writer.TryComplete();
+        }
+
+        await writer;
+    }
+
+    public void Dispose()
+    {
+        _batchSlots.Dispose();
+        _waitSlots.Dispose();
+    }
+
+    private async Task StoreBatchAsync(Google.Protobuf.Collections.RepeatedField<RaiseItem> items)
+    {
+        var call = _context.CancellationToken;
+        IReadOnlyList<RaiseItemResult> stored;
+        try
+        {
+            stored = await _raises.StoreAsync([.. items.Select(i => i.Raise ?? new RaiseRequest())], _timeLeft(), call);
+        }
+        catch (Exception ex) when (!call.IsCancellationRequested)
+        {
+            var status = StatusMapping.ToStatus(ex, out var unexpected);
+            if (unexpected)
+            {
+                LogBatchFailed(_logger, ex, items.Count);
+            }
+
+            foreach (var item in items)
+            {
+                await _results.Writer.WriteAsync(Failed(item.Sequence, status), call);
+            }
+
+            return;
+        }
+        finally
+        {
+            _batchSlots.Release();
+        }
+
+        for (var i = 0; i < items.Count; i++)
+        {
+            var sequence = items[i].Sequence;
+            var result = stored[i];
+            if (result.Error is not null)
+            {
+                await _results.Writer.WriteAsync(Failed(sequence, new Status(result.Error.Code, result.Error.Message)), call);
+            }
+            else if (result.Wait is null)
+            {
+                await _results.Writer.WriteAsync(Succeeded(sequence, await _raises.CompleteAsync(result, call)), call);
+            }
+            else
+            {
+                await _waitSlots.WaitAsync(call);
+                Track(WaitAndAnswerAsync(sequence, result));
+            }
+        }
+    }
+
+    private async Task WaitAndAnswerAsync(ulong sequence, RaiseItemResult result)
+    {
+        try
+        {
+            // Stopping ends the wait early: the outcomes known so far, the rest TIMED_OUT.
+            var response = await _raises.CompleteAsync(result, _stopWaiting);
+            await _results.Writer.WriteAsync(Succeeded(sequence, response), _context.CancellationToken);
+        }
+        finally
+        {
+            _waitSlots.Release();
+        }
+    }
+
+    private void Track(Task task)
+    {
+        lock (_gate)
+        {
+            _pending.RemoveAll(t => t.IsCompleted);
+            _pending.Add(task);
+        }
+    }
+
+    /// <summary>Waits for every batch and wait, including those that batches start while draining.</summary>
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            Task[] pending;
+            lock (_gate)
+            {
+                _pending.RemoveAll(t => t.IsCompleted);
+                pending = [.. _pending];
+            }
+
+            if (pending.Length == 0)
+            {
+                return;
+            }
+
+            await Task.WhenAll(pending);
+        }
+    }
+
+    private async Task WriteResultsAsync(IServerStreamWriter<RaiseStreamResponse> responseStream, CancellationToken cancellationToken)
+    {
+        var reader = _results.Reader;
+        while (await reader.WaitToReadAsync(cancellationToken))
+        {
+            var message = new RaiseStreamResponse();
+            while (message.Results.Count < 10_000 && reader.TryRead(out var result))
+            {
+                message.Results.Add(result);
+            }
+
+            await responseStream.WriteAsync(message, cancellationToken);
+        }
+    }
+
+    private static RaiseResult Succeeded(ulong sequence, RaiseResponse response) =>
+        new() { Sequence = sequence, Status = new ItemStatus { Code = (int)StatusCode.OK }, Response = response };
+
+    private static RaiseResult Failed(ulong sequence, Status status) =>
+        new() { Sequence = sequence, Status = new ItemStatus { Code = (int)status.StatusCode, Message = status.Detail } };
+
+    [LoggerMessage(101, LogLevel.Error, "Storing a RaiseStream batch of {Items} items failed; each item was answered INTERNAL")]
+    private static partial void LogBatchFailed(ILogger logger, Exception exception, int items);
+}
