@@ -55,7 +55,9 @@ public sealed partial class BrokerExceptionInterceptor(ILogger<BrokerExceptionIn
     /// <summary>The status to answer with, or null to let the exception through (RpcException, the call's own cancellation).</summary>
     private RpcException? Translate(Exception exception, ServerCallContext context)
     {
-        if (exception is RpcException || (exception is OperationCanceledException && context.CancellationToken.IsCancellationRequested))
+        // Let through what is the transport's business: an RpcException, the call's own cancellation, and a client that
+        // reset its stream (IOException while reading it); grpc-dotnet ends those calls itself.
+        if (exception is RpcException or IOException || (exception is OperationCanceledException && context.CancellationToken.IsCancellationRequested))
         {
             return null;
         }

@@ -1,0 +1,198 @@
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Net.Client;
+using HookBroker.Client.Internal;
+using HookBroker.Protocol.V1;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using BrokerApi = HookBroker.Protocol.V1.HookBroker;
+
+namespace HookBroker.Client;
+
+/// <summary>
+/// The HookBroker client: one gRPC channel per instance, reused by every call (create one per broker and keep it, as
+/// with <c>HttpClient</c>), and a Polly pipeline (retry with backoff and jitter around a circuit breaker) around each
+/// raise. Thread-safe.
+/// </summary>
+public sealed class HookBrokerClient : IHookBrokerClient
+{
+    private readonly GrpcChannel channel;
+    private readonly BrokerApi.HookBrokerClient broker;
+    private readonly ResiliencePipeline pipeline;
+    private readonly HookBrokerClientOptions options;
+    private readonly JsonSerializerOptions jsonOptions;
+    private readonly TimeProvider time;
+
+    /// <summary>Creates a client for the broker at <see cref="HookBrokerClientOptions.Address"/>.</summary>
+    /// <param name="options">The client's settings; null for the defaults.</param>
+    /// <param name="loggerFactory">Where retries and circuit changes are logged; null for none.</param>
+    /// <param name="timeProvider">The clock for deadlines and backoff; null for the system clock.</param>
+    public HookBrokerClient(HookBrokerClientOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    {
+        this.options = options ?? new HookBrokerClientOptions();
+        Validate(this.options);
+        time = timeProvider ?? TimeProvider.System;
+        jsonOptions = this.options.JsonSerializerOptions ?? ArgsConverter.DefaultRaiseOptions;
+        loggerFactory ??= NullLoggerFactory.Instance;
+        channel = GrpcChannel.ForAddress(this.options.Address, new GrpcChannelOptions
+        {
+            LoggerFactory = loggerFactory,
+            HttpHandler = new SocketsHttpHandler
+            {
+                EnableMultipleHttp2Connections = true,
+                KeepAlivePingDelay = TimeSpan.FromSeconds(60),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
+                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            },
+        });
+        broker = new BrokerApi.HookBrokerClient(channel);
+        pipeline = BuildPipeline(this.options, loggerFactory.CreateLogger<HookBrokerClient>(), time);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<RaiseResult> ExecuteEventAsync(
+        string label, object? args = null, RaiseOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(label);
+        var request = new RaiseRequest
+        {
+            Event = label,
+            Args = ArgsConverter.ToStruct(args, jsonOptions),
+            // Every raise carries a key, so a retry after a lost answer is never stored twice.
+            IdempotencyKey = string.IsNullOrEmpty(options?.IdempotencyKey) ? Guid.NewGuid().ToString("N") : options.IdempotencyKey,
+            OrderingKey = options?.OrderingKey ?? string.Empty,
+            Source = this.options.Source ?? string.Empty,
+        };
+        var attemptTimeout = this.options.AttemptTimeout;
+        if (options?.WaitTimeout is { } wait)
+        {
+            request.WaitTimeout = Duration.FromTimeSpan(wait);
+            attemptTimeout += wait;
+        }
+
+        if (options is not null)
+        {
+            request.Headers.Add(options.Headers);
+        }
+
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        context.Properties.Set(LabelKey, label);
+        RaiseResponse response;
+        try
+        {
+            response = await pipeline.ExecuteAsync(
+                static (ctx, state) => state.Self.RaiseOnceAsync(state.Request, state.Timeout, ctx.CancellationToken),
+                context,
+                (Self: this, Request: request, Timeout: attemptTimeout));
+        }
+        catch (Exception e) when (e is RpcException or BrokenCircuitException)
+        {
+            throw RpcErrors.Map(e, label, cancellationToken);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+
+        var result = ToResult(response);
+        if (result.Outcomes.Any(o => o.Outcome is HookOutcome.Failed or HookOutcome.DeadLettered))
+        {
+            throw new HookFailedException(label, result);
+        }
+
+        return result;
+    }
+
+    /// <summary>Releases the channel. Calls in progress fail.</summary>
+    public ValueTask DisposeAsync()
+    {
+        channel.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private static readonly ResiliencePropertyKey<string> LabelKey = new("hookbroker.label");
+
+    private async ValueTask<RaiseResponse> RaiseOnceAsync(RaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var call = broker.RaiseAsync(request, deadline: time.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken);
+        return await call.ResponseAsync;
+    }
+
+    private static RaiseResult ToResult(RaiseResponse response) => new(
+        response.EventId,
+        response.RoutedGroups,
+        response.Duplicate,
+        [.. response.Outcomes.Select(o => new HookGroupOutcome(o.Group, (HookOutcome)(int)o.Outcome, o.Error, o.Attempt, o.WillRetry))]);
+
+    private static ResiliencePipeline BuildPipeline(HookBrokerClientOptions options, ILogger logger, TimeProvider time)
+    {
+        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
+        var retry = options.Retry;
+        if (retry.MaxRetryAttempts > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = static args => ValueTask.FromResult(RpcErrors.IsTransient(args.Outcome.Exception, args.Context.CancellationToken)),
+                MaxRetryAttempts = retry.MaxRetryAttempts,
+                Delay = retry.InitialDelay,
+                MaxDelay = retry.MaxDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = retry.UseJitter,
+                OnRetry = args =>
+                {
+                    ClientLog.RetryingRaise(
+                        logger,
+                        args.Context.Properties.GetValue(LabelKey, "?"),
+                        (args.Outcome.Exception as RpcException)?.StatusCode.ToString() ?? "error",
+                        args.AttemptNumber + 1,
+                        args.RetryDelay);
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+
+        var breaker = options.CircuitBreaker;
+        if (breaker.Enabled)
+        {
+            builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                ShouldHandle = static args => ValueTask.FromResult(RpcErrors.IsTransient(args.Outcome.Exception, args.Context.CancellationToken)),
+                FailureRatio = breaker.FailureRatio,
+                MinimumThroughput = breaker.MinimumThroughput,
+                SamplingDuration = breaker.SamplingDuration,
+                BreakDuration = breaker.BreakDuration,
+                OnOpened = args =>
+                {
+                    ClientLog.CircuitOpened(logger, args.BreakDuration);
+                    return ValueTask.CompletedTask;
+                },
+                OnClosed = _ =>
+                {
+                    ClientLog.CircuitClosed(logger);
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+
+        return builder.Build();
+    }
+
+    private static void Validate(HookBrokerClientOptions options)
+    {
+        if (options.Address is not { IsAbsoluteUri: true } address || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException($"HookBrokerClientOptions.Address must be an absolute http(s) URI (got '{options.Address}').", nameof(options));
+        }
+
+        if (options.AttemptTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("HookBrokerClientOptions.AttemptTimeout must be positive.", nameof(options));
+        }
+
+        // Polly validates the retry and breaker settings (ranges) when the pipeline is built, with messages naming them.
+    }
+}

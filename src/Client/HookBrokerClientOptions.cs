@@ -1,0 +1,73 @@
+using System.Text.Json;
+
+namespace HookBroker.Client;
+
+/// <summary>Settings of a <see cref="HookBrokerClient"/>. Every property documents its default.</summary>
+public sealed class HookBrokerClientOptions
+{
+    /// <summary>The broker's gRPC address. Default: <c>http://127.0.0.1:5000</c>.</summary>
+    public Uri Address { get; set; } = new("http://127.0.0.1:5000");
+
+    /// <summary>Who raises (an app name), carried to deliveries as their source. Default: null (not sent).</summary>
+    public string? Source { get; set; }
+
+    /// <summary>
+    /// The deadline of one raise attempt (in wait mode, added to the wait timeout). A timed-out attempt is retried with
+    /// the same idempotency key. Default: 10 seconds.
+    /// </summary>
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How args objects become the wire's JSON object. Default: null, meaning <see cref="JsonSerializerOptions"/> with
+    /// no naming policy (property names travel as written; hooks bind them case- and snake_case-insensitively).
+    /// </summary>
+    public JsonSerializerOptions? JsonSerializerOptions { get; set; }
+
+    /// <summary>Retries of transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL).</summary>
+    public HookBrokerRetryOptions Retry { get; } = new();
+
+    /// <summary>The circuit breaker that stops hammering a broker that is down.</summary>
+    public HookBrokerCircuitBreakerOptions CircuitBreaker { get; } = new();
+}
+
+/// <summary>
+/// Retries of a raise that failed with <c>UNAVAILABLE</c>, <c>DEADLINE_EXCEEDED</c> or <c>INTERNAL</c>; never
+/// <c>INVALID_ARGUMENT</c>, <c>RESOURCE_EXHAUSTED</c> or cancellation. Delays grow exponentially with jitter.
+/// </summary>
+public sealed class HookBrokerRetryOptions
+{
+    /// <summary>Retries after the first attempt; 0 disables retries. Default: 4.</summary>
+    public int MaxRetryAttempts { get; set; } = 4;
+
+    /// <summary>The delay before the first retry, doubling after each. Default: 200 milliseconds.</summary>
+    public TimeSpan InitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The longest delay between two attempts. Default: 5 seconds.</summary>
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Whether delays are jittered (decorrelated), so many clients do not retry in step. Default: true.</summary>
+    public bool UseJitter { get; set; } = true;
+}
+
+/// <summary>
+/// A circuit breaker around raise attempts: once the share of transient failures within <see cref="SamplingDuration"/>
+/// reaches <see cref="FailureRatio"/> (over at least <see cref="MinimumThroughput"/> attempts), raises fail fast with
+/// <see cref="BrokerUnavailableException"/> for <see cref="BreakDuration"/>, then one trial attempt decides.
+/// </summary>
+public sealed class HookBrokerCircuitBreakerOptions
+{
+    /// <summary>Whether the circuit breaker is used. Default: true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>The failure share (0–1] that opens the circuit. Default: 0.5.</summary>
+    public double FailureRatio { get; set; } = 0.5;
+
+    /// <summary>Attempts needed within the sampling window before the ratio counts. Default: 10.</summary>
+    public int MinimumThroughput { get; set; } = 10;
+
+    /// <summary>The window over which failures are counted. Default: 30 seconds.</summary>
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the circuit stays open. Default: 5 seconds.</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(5);
+}

@@ -1,0 +1,159 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+
+namespace HookBroker.Client.Internal;
+
+/// <summary>
+/// Moves args between .NET objects, JSON and the wire's <see cref="Struct"/>. Struct numbers are doubles, so integers
+/// beyond 2^53 travel as strings (the binder turns numeric strings back into integers).
+/// </summary>
+internal static class ArgsConverter
+{
+    private const long MaxSafeInteger = 9_007_199_254_740_992; // 2^53
+
+    /// <summary>The default serializer options for args: property names as written.</summary>
+    public static readonly JsonSerializerOptions DefaultRaiseOptions = new();
+
+    /// <summary>An args object (anonymous, record, POCO, dictionary, JsonElement) as a Struct; null gives an empty one.</summary>
+    public static Struct ToStruct(object? args, JsonSerializerOptions options)
+    {
+        if (args is null)
+        {
+            return new Struct();
+        }
+
+        var element = args as JsonElement? ?? JsonSerializer.SerializeToElement(args, args.GetType(), options);
+        if (element.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
+        {
+            return new Struct();
+        }
+
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            throw new ArgumentException(
+                $"Event args must be a JSON object (an anonymous object, a record, a POCO or a dictionary); {args.GetType()} serialized as {element.ValueKind}.",
+                nameof(args));
+        }
+
+        return ToStruct(element);
+    }
+
+    /// <summary>The Struct as a JSON object (an empty object for null).</summary>
+    public static JsonElement ToJson(Struct? args)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteStruct(writer, args);
+        }
+
+        using var document = JsonDocument.Parse(buffer.WrittenMemory);
+        return document.RootElement.Clone();
+    }
+
+    private static Struct ToStruct(JsonElement element)
+    {
+        var result = new Struct();
+        foreach (var property in element.EnumerateObject())
+        {
+            result.Fields[property.Name] = ToValue(property.Value);
+        }
+
+        return result;
+    }
+
+    private static Value ToValue(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Object => Value.ForStruct(ToStruct(element)),
+        JsonValueKind.Array => Value.ForList([.. element.EnumerateArray().Select(ToValue)]),
+        JsonValueKind.String => Value.ForString(element.GetString()!),
+        JsonValueKind.Number => ToNumber(element),
+        JsonValueKind.True => Value.ForBool(true),
+        JsonValueKind.False => Value.ForBool(false),
+        _ => Value.ForNull(),
+    };
+
+    private static Value ToNumber(JsonElement element)
+    {
+        if (element.TryGetInt64(out var integer))
+        {
+            return integer is > MaxSafeInteger or < -MaxSafeInteger
+                ? Value.ForString(integer.ToString(CultureInfo.InvariantCulture))
+                : Value.ForNumber(integer);
+        }
+
+        var raw = element.GetRawText();
+        if (raw.AsSpan().IndexOfAny('.', 'e', 'E') < 0)
+        {
+            // An integer beyond long (ulong, BigInteger, a long decimal): keep every digit.
+            return Value.ForString(raw);
+        }
+
+        return Value.ForNumber(element.GetDouble());
+    }
+
+    private static void WriteStruct(Utf8JsonWriter writer, Struct? value)
+    {
+        writer.WriteStartObject();
+        if (value is not null)
+        {
+            foreach (var (name, field) in value.Fields)
+            {
+                writer.WritePropertyName(name);
+                WriteValue(writer, field);
+            }
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, Value? value)
+    {
+        switch (value?.KindCase)
+        {
+            case Value.KindOneofCase.StructValue:
+                WriteStruct(writer, value.StructValue);
+                break;
+            case Value.KindOneofCase.ListValue:
+                writer.WriteStartArray();
+                foreach (var item in value.ListValue.Values)
+                {
+                    WriteValue(writer, item);
+                }
+
+                writer.WriteEndArray();
+                break;
+            case Value.KindOneofCase.StringValue:
+                writer.WriteStringValue(value.StringValue);
+                break;
+            case Value.KindOneofCase.BoolValue:
+                writer.WriteBooleanValue(value.BoolValue);
+                break;
+            case Value.KindOneofCase.NumberValue:
+                WriteNumber(writer, value.NumberValue);
+                break;
+            default:
+                writer.WriteNullValue();
+                break;
+        }
+    }
+
+    private static void WriteNumber(Utf8JsonWriter writer, double number)
+    {
+        if (!double.IsFinite(number))
+        {
+            writer.WriteNullValue();
+        }
+        else if (Math.Abs(number) <= MaxSafeInteger && number == Math.Floor(number))
+        {
+            // Integral doubles as integers, so they bind to int/long parameters.
+            writer.WriteNumberValue((long)number);
+        }
+        else
+        {
+            writer.WriteNumberValue(number);
+        }
+    }
+}

@@ -1,0 +1,348 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Grpc.Core;
+using HookBroker.Protocol.V1;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace HookBroker.Client.Internal;
+
+/// <summary>
+/// One subscribed Subscribe stream: a reader moves deliveries into a bounded channel, <c>MaxConcurrency</c> handler loops
+/// run the hooks, their settlements go through a second bounded channel to a single writer that batches them into as few
+/// request messages as possible, and an extender renews the leases of handlers running past half the ack deadline.
+/// </summary>
+internal sealed class SubscriptionSession : IDisposable
+{
+    private const int MaxSettlementsPerMessage = 1000;
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly AsyncDuplexStreamingCall<SubscribeRequest, SubscribeResponse> call;
+    private readonly HookRegistration[] registrations;
+    private readonly HookWorkerOptions options;
+    private readonly IServiceScopeFactory scopes;
+    private readonly ILogger logger;
+    private readonly TimeProvider time;
+    private readonly TimeSpan ackDeadline;
+    private readonly Channel<Delivery> deliveries;
+    private readonly Channel<Settlement> settlements;
+    private readonly ConcurrentDictionary<string, LeaseState> running = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource brokenSource = new();
+    private readonly CancellationTokenSource handlersSource = new();
+    private readonly CancellationToken broken;
+    private readonly CancellationToken handlersToken;
+
+    public SubscriptionSession(
+        AsyncDuplexStreamingCall<SubscribeRequest, SubscribeResponse> call,
+        Subscribed subscribed,
+        HookRegistration[] registrations,
+        HookWorkerOptions options,
+        IServiceScopeFactory scopes,
+        ILogger logger,
+        TimeProvider time)
+    {
+        this.call = call;
+        this.registrations = registrations;
+        this.options = options;
+        this.scopes = scopes;
+        this.logger = logger;
+        this.time = time;
+        var ackDeadlineFromBroker = subscribed.AckDeadline?.ToTimeSpan() ?? TimeSpan.Zero;
+        ackDeadline = ackDeadlineFromBroker > TimeSpan.Zero ? ackDeadlineFromBroker : TimeSpan.FromSeconds(30);
+        var maxInFlight = subscribed.MaxInFlight > 0 ? subscribed.MaxInFlight : options.MaxInFlight;
+        // The broker never leases more than max_in_flight at once, so neither channel fills up in normal operation.
+        deliveries = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(maxInFlight) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+        settlements = Channel.CreateBounded<Settlement>(new BoundedChannelOptions(2 * maxInFlight) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        broken = brokenSource.Token;
+        handlersToken = handlersSource.Token;
+    }
+
+    /// <summary>
+    /// Runs until <paramref name="stoppingToken"/> (then drains and closes the stream; returns null) or until the stream
+    /// ends or fails (returns why; the broker then releases this stream's leases for redelivery).
+    /// </summary>
+    public async Task<Exception?> RunAsync(CancellationToken stoppingToken)
+    {
+        using var stopTaking = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, broken);
+        using var stopExtending = new CancellationTokenSource();
+        var reader = ReadAsync();
+        var writer = WriteAsync();
+        var extender = ExtendAsync(stopExtending.Token);
+        var handlers = new Task[options.MaxConcurrency];
+        for (var i = 0; i < handlers.Length; i++)
+        {
+            handlers[i] = HandleLoopAsync(stopTaking.Token);
+        }
+
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Exception? ended = null;
+        using (stoppingToken.Register(static s => ((TaskCompletionSource)s!).TrySetResult(), stopped))
+        {
+            if (await Task.WhenAny(reader, stopped.Task) == reader)
+            {
+                ended = await reader ?? new RpcException(new Status(StatusCode.Unavailable, "the broker ended the stream"));
+                await brokenSource.CancelAsync();
+                await handlersSource.CancelAsync();
+            }
+            else
+            {
+                WorkerLog.Draining(logger, options.Group, running.Count);
+            }
+        }
+
+        try
+        {
+            await Task.WhenAll(handlers).WaitAsync(options.DrainTimeout, time, CancellationToken.None);
+        }
+        catch (TimeoutException)
+        {
+            var abandoned = 0;
+            foreach (var id in running.Keys)
+            {
+                if (running.TryRemove(id, out _))
+                {
+                    abandoned++;
+                    await TrySettleAsync(Settlement.Nack(id, "the worker stopped before the hook finished"));
+                }
+            }
+
+            WorkerLog.DrainTimedOut(logger, options.Group, options.DrainTimeout, abandoned);
+            await handlersSource.CancelAsync();
+        }
+
+        await stopExtending.CancelAsync();
+        await extender;
+        settlements.Writer.TryComplete();
+        await writer;
+        if (ended is null)
+        {
+            // The request stream is complete: the broker answers the last settlements, then ends the stream.
+            try
+            {
+                await reader.WaitAsync(CloseTimeout, time, CancellationToken.None);
+            }
+            catch (TimeoutException)
+            {
+                // Disposing the call below ends it; the broker releases whatever this stream still held.
+            }
+        }
+
+        call.Dispose();
+        await reader;
+        return ended;
+    }
+
+    public void Dispose()
+    {
+        call.Dispose();
+        brokenSource.Dispose();
+        handlersSource.Dispose();
+    }
+
+    private async Task<Exception?> ReadAsync()
+    {
+        await Task.Yield();
+        try
+        {
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                var response = call.ResponseStream.Current;
+                foreach (var delivery in response.Deliveries)
+                {
+                    // Never full (max_in_flight bounds it); once stopping, unstarted deliveries wait here and are released
+                    // by the broker when the stream closes.
+                    deliveries.Writer.TryWrite(delivery);
+                }
+
+                foreach (var confirmation in response.Confirmations)
+                {
+                    if (confirmation.Status == SettleStatus.Invalid)
+                    {
+                        WorkerLog.SettlementNotConfirmed(logger, confirmation.Kind.ToString(), confirmation.DeliveryId, confirmation.Status.ToString(), confirmation.Message);
+                    }
+                }
+            }
+
+            return null;
+        }
+        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or OperationCanceledException)
+        {
+            return e;
+        }
+    }
+
+    private async Task WriteAsync()
+    {
+        var reader = settlements.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(broken))
+            {
+                var request = new SubscribeRequest();
+                var count = 0;
+                while (count < MaxSettlementsPerMessage && reader.TryRead(out var settlement))
+                {
+                    settlement.AddTo(request);
+                    count++;
+                }
+
+                await call.RequestStream.WriteAsync(request, broken);
+            }
+
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or OperationCanceledException)
+        {
+            // The stream is gone: the broker releases its leases, so whatever was not sent is redelivered.
+            await brokenSource.CancelAsync();
+        }
+    }
+
+    private async Task HandleLoopAsync(CancellationToken stopTaking)
+    {
+        try
+        {
+            while (await deliveries.Reader.WaitToReadAsync(stopTaking))
+            {
+                while (!stopTaking.IsCancellationRequested && deliveries.Reader.TryRead(out var delivery))
+                {
+                    await HandleAsync(delivery);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopTaking.IsCancellationRequested)
+        {
+            // Stop taking deliveries: the running one (if any) has finished.
+        }
+    }
+
+    private async Task HandleAsync(Delivery delivery)
+    {
+        var id = delivery.DeliveryId;
+        running[id] = new LeaseState(time.GetUtcNow() + ackDeadline);
+        Settlement settlement;
+        try
+        {
+            var context = new HookContext(
+                delivery.Event,
+                delivery.EventId,
+                delivery.Attempt,
+                new Dictionary<string, string>(delivery.Headers, StringComparer.Ordinal),
+                NullIfEmpty(delivery.Source),
+                NullIfEmpty(delivery.OrderingKey),
+                delivery.RaisedAt?.ToDateTimeOffset());
+            await using var scope = scopes.CreateAsyncScope();
+            var call = new HookCall(ArgsConverter.ToJson(delivery.Args), context, scope.ServiceProvider, handlersToken);
+            foreach (var registration in registrations)
+            {
+                if (registration.Matches(delivery.Event))
+                {
+                    await registration.Handler.InvokeAsync(call);
+                }
+            }
+
+            settlement = Settlement.Ack(id);
+            WorkerLog.Handled(logger, delivery.Event, delivery.EventId, delivery.Attempt);
+        }
+        catch (HookBindingException e)
+        {
+            // Poison: the same args can never bind.
+            WorkerLog.BindingFailed(logger, delivery.Event, delivery.EventId, e.Message);
+            settlement = Settlement.Reject(id, e.Message);
+        }
+        catch (OperationCanceledException) when (handlersToken.IsCancellationRequested)
+        {
+            settlement = Settlement.Nack(id, "the worker stopped before the hook finished");
+        }
+#pragma warning disable CA1031 // Any exception of a hook is its failure: it is nacked, with the error kept by the broker.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            WorkerLog.HandlerFailed(logger, e, delivery.Event, delivery.EventId, delivery.Attempt);
+            settlement = Settlement.Nack(id, $"{e.GetType().Name}: {e.Message}");
+        }
+
+        // Whoever removes the lease settles it: this handler, or the drain timeout.
+        if (running.TryRemove(id, out _))
+        {
+            await TrySettleAsync(settlement);
+        }
+    }
+
+    private async Task ExtendAsync(CancellationToken cancellationToken)
+    {
+        var interval = TimeSpan.FromTicks(Math.Clamp(ackDeadline.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks, TimeSpan.FromSeconds(30).Ticks));
+        using var timer = new PeriodicTimer(interval, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                var now = time.GetUtcNow();
+                foreach (var (id, lease) in running)
+                {
+                    // Extend once less than half the ack deadline is left; a full channel just waits for the next tick.
+                    if (lease.EndsAt - now <= ackDeadline / 2 && settlements.Writer.TryWrite(Settlement.Extend(id)))
+                    {
+                        lease.EndsAt = now + ackDeadline;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The session is over.
+        }
+    }
+
+    private async ValueTask TrySettleAsync(Settlement settlement)
+    {
+        try
+        {
+            await settlements.Writer.WriteAsync(settlement, broken);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException or ObjectDisposedException)
+        {
+            // The stream is gone; the broker redelivers the lease.
+        }
+    }
+
+    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
+
+    private static string Truncate(string text) => text.Length <= 4096 ? text : text[..4096];
+
+    private sealed class LeaseState(DateTimeOffset endsAt)
+    {
+        public DateTimeOffset EndsAt { get; set; } = endsAt;
+    }
+
+    private readonly record struct Settlement(SettleKind Kind, string DeliveryId, string? Error)
+    {
+        public static Settlement Ack(string id) => new(SettleKind.Ack, id, null);
+
+        public static Settlement Nack(string id, string error) => new(SettleKind.Nack, id, error);
+
+        public static Settlement Reject(string id, string error) => new(SettleKind.Reject, id, error);
+
+        public static Settlement Extend(string id) => new(SettleKind.Extend, id, null);
+
+        public void AddTo(SubscribeRequest request)
+        {
+            switch (Kind)
+            {
+                case SettleKind.Ack:
+                    request.Acks.Add(DeliveryId);
+                    break;
+                case SettleKind.Nack:
+                    // No delay: the group's backoff (exponential, jittered) applies.
+                    request.Nacks.Add(new Nack { DeliveryId = DeliveryId, Error = Truncate(Error ?? string.Empty) });
+                    break;
+                case SettleKind.Reject:
+                    request.Rejects.Add(new Reject { DeliveryId = DeliveryId, Error = Truncate(Error ?? string.Empty) });
+                    break;
+                default:
+                    request.Extends.Add(new Extend { DeliveryId = DeliveryId });
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using System.Reflection;
+
+namespace HookBroker.Client.Tests.Infrastructure;
+
+/// <summary>Where the repository and the broker's build output are.</summary>
+internal static class RepoPaths
+{
+    private static readonly Lazy<string> LazyRoot = new(FindRoot);
+
+    /// <summary>The folder holding HookBroker.sln, found by walking up from the test assembly.</summary>
+    public static string Root => LazyRoot.Value;
+
+    /// <summary>The build configuration of this test assembly; the broker is started from the same one.</summary>
+    public static string Configuration { get; } =
+        typeof(RepoPaths).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration
+        ?? throw new InvalidOperationException("The test assembly has no AssemblyConfigurationAttribute.");
+
+    /// <summary>The target framework folder name of this test assembly (bin/&lt;Configuration&gt;/&lt;tfm&gt;/).</summary>
+    private static string TargetFramework => new DirectoryInfo(AppContext.BaseDirectory).Name;
+
+    /// <summary>The broker built by the test project's reference (ReferenceOutputAssembly=false).</summary>
+    public static string BrokerDll =>
+        Path.Combine(Root, "src", "Broker", "bin", Configuration, TargetFramework, "HookBroker.Broker.dll");
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "HookBroker.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No HookBroker.sln above {AppContext.BaseDirectory}.");
+    }
+}
