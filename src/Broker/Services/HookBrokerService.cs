@@ -11,7 +11,7 @@ public sealed class HookBrokerService(
     GroupRouter router,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
-    ILogger<HookBrokerService> logger) : Protocol.V1.HookBroker.HookBrokerBase
+    ILogger<HookBrokerService> logger) : HookBrokerBinding.ServiceBase
 {
     /// <inheritdoc />
     public override async Task<RaiseResponse> Raise(RaiseRequest request, ServerCallContext context)
