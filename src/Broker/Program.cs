@@ -1,8 +1,15 @@
 using System.Net;
 using HookBroker.Broker.Configuration;
+using HookBroker.Broker.Hosting;
 using HookBroker.Broker.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+
+// `--health` (the container health check) asks the running broker's /healthz and exits 0 or 1; no host is built.
+if (HealthProbe.IsRequested(args))
+{
+    return await HealthProbe.RunAsync(args);
+}
 
 // appsettings.json sits beside the binary; the data folder (HookBroker:DataPath) stays relative to the working folder.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });

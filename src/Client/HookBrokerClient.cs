@@ -53,6 +53,12 @@ public sealed class HookBrokerClient : IHookBrokerClient
         pipeline = BuildPipeline(this.options, loggerFactory.CreateLogger<HookBrokerClient>(), time);
     }
 
+    /// <summary>The generated client on this instance's channel, for the SDK's own streams (interest, batched raises).</summary>
+    internal BrokerApi.HookBrokerClient Api => broker;
+
+    /// <summary>This client's settings.</summary>
+    internal HookBrokerClientOptions Options => options;
+
     /// <inheritdoc />
     public async ValueTask<RaiseResult> ExecuteEventAsync(
         string label, object? args = null, RaiseOptions? options = null, CancellationToken cancellationToken = default)

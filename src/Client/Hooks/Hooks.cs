@@ -109,6 +109,20 @@ public sealed class Hooks
         }
     }
 
+    /// <summary>Whether any hook of this collection matches <paramref name="label"/> (lets callers skip building args).</summary>
+    internal bool HasHooksFor(string label)
+    {
+        foreach (var registration in Snapshot())
+        {
+            if (registration.Matches(label))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     internal HookRegistration[] Snapshot() => Volatile.Read(ref registrations);
 
     private Hooks AddMethods(Type type, object? instance)

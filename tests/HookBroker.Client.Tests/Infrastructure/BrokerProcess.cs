@@ -258,7 +258,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
     }
 
     /// <summary>The dotnet host running these tests (falls back to `dotnet` on PATH).</summary>
-    private static string DotnetHost()
+    internal static string DotnetHost()
     {
         var root = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
         var host = Path.Combine(root, "dotnet");

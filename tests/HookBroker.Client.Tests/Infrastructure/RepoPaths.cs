@@ -22,6 +22,14 @@ internal static class RepoPaths
     public static string BrokerDll =>
         Path.Combine(Root, "src", "Broker", "bin", Configuration, TargetFramework, "HookBroker.Broker.dll");
 
+    /// <summary>The worker sample (the email sender), built by the test project's reference.</summary>
+    public static string WorkerSampleDll =>
+        Path.Combine(Root, "src", "Worker.Sample", "bin", Configuration, TargetFramework, "HookBroker.Worker.Sample.dll");
+
+    /// <summary>The web sample, built by the test project's reference.</summary>
+    public static string WebSampleDll =>
+        Path.Combine(Root, "src", "Web.Sample", "bin", Configuration, TargetFramework, "HookBroker.Web.Sample.dll");
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -1,0 +1,58 @@
+using System.Globalization;
+
+namespace HookBroker.Benchmarks;
+
+/// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
+/// [--engine sqlite|memory] [--durability normal|fsync]</c>.</summary>
+internal sealed record BenchOptions(
+    string Scenario,
+    int Events,
+    int Rate,
+    TimeSpan Duration,
+    TimeSpan Warmup,
+    bool Smoke,
+    bool CompareRedis,
+    string Engine,
+    string Durability)
+{
+    public const string Usage = """
+        usage: HookBroker.Benchmarks <scenario> [options]
+          scenarios: e2e | raise | fanout | redis-streams | all
+          --n N              events per measured run (default 200000; smoke 2000)
+          --rate R           rate mode at R events/s (e2e); without it, throughput mode
+          --duration S       rate mode duration in seconds (default 10; smoke 2)
+          --warmup S         warm-up seconds before measuring (default 10; smoke 1)
+          --smoke            small N, short warm-up (what CI runs)
+          --compare redis    e2e: also run the Redis Streams workload, alternately, and print the ratio
+          --engine E         sqlite (default) | memory
+          --durability D     normal (default) | fsync
+        """;
+
+    public static BenchOptions Parse(string[] args)
+    {
+        if (args.Length == 0 || args[0].StartsWith('-'))
+        {
+            throw new ArgumentException(Usage);
+        }
+
+        var smoke = args.Contains("--smoke");
+        string? Value(string name)
+        {
+            var i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+        }
+
+        int Int(string name, int fallback) => Value(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+
+        return new BenchOptions(
+            args[0],
+            Int("--n", smoke ? 2_000 : 200_000),
+            Int("--rate", 0),
+            TimeSpan.FromSeconds(Int("--duration", smoke ? 2 : 10)),
+            TimeSpan.FromSeconds(Int("--warmup", smoke ? 1 : 10)),
+            smoke,
+            Value("--compare") == "redis",
+            Value("--engine") ?? "sqlite",
+            Value("--durability") ?? "normal");
+    }
+}

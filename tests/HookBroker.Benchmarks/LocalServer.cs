@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace HookBroker.Benchmarks;
+
+/// <summary>A server process this program starts on a free loopback port and kills at the end.</summary>
+internal abstract class LocalServer : IAsyncDisposable
+{
+    private Process? _process;
+
+    public int Pid => _process?.Id ?? throw new InvalidOperationException("not started");
+
+    public string DataPath { get; } = Directory.CreateTempSubdirectory("hookbroker-bench-").FullName;
+
+    protected async Task StartProcessAsync(ProcessStartInfo start, Func<Task<bool>> ready)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.UseShellExecute = false;
+        _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                Console.Error.WriteLine($"[{start.FileName}] {e.Data}");
+            }
+        };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = Stopwatch.StartNew();
+        while (!await ready())
+        {
+            if (_process.HasExited || deadline.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new InvalidOperationException($"{start.FileName} did not become ready (exited: {_process.HasExited})");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process?.Dispose();
+        try
+        {
+            Directory.Delete(DataPath, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "HookBroker.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("HookBroker.sln not found above " + AppContext.BaseDirectory);
+    }
+}
+
+/// <summary>The real broker (src/Broker's Release or Debug build output) as users run it.</summary>
+internal sealed class BrokerServer : LocalServer
+{
+    public int GrpcPort { get; } = FreePort();
+
+    public int HttpPort { get; } = FreePort();
+
+    public Uri Address => new($"http://127.0.0.1:{GrpcPort}");
+
+    public static async Task<BrokerServer> StartAsync(BenchOptions options)
+    {
+        var server = new BrokerServer();
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+        var dll = Path.Combine(RepoRoot(), "src", "Broker", "bin", configuration, "net10.0", "HookBroker.Broker.dll");
+        var start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
+        start.Environment["HookBroker__GrpcPort"] = server.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["HookBroker__HttpPort"] = server.HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["HookBroker__DataPath"] = server.DataPath;
+        start.Environment["HookBroker__Storage"] = options.Engine.Equals("memory", StringComparison.OrdinalIgnoreCase) ? "Memory" : "Sqlite";
+        start.Environment["HookBroker__Durability"] = options.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase) ? "Fsync" : "Normal";
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        await server.StartProcessAsync(start, async () =>
+        {
+            try
+            {
+                return (await http.GetAsync(new Uri($"http://127.0.0.1:{server.HttpPort}/healthz"))).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        });
+        return server;
+    }
+}
+
+/// <summary>redis-server with AOF (appendonly yes, appendfsync everysec), as users would run it for durable streams.</summary>
+internal sealed class RedisServer : LocalServer
+{
+    public int Port { get; } = FreePort();
+
+    public static async Task<RedisServer> StartAsync()
+    {
+        var server = new RedisServer();
+        var start = new ProcessStartInfo("redis-server")
+        {
+            ArgumentList =
+            {
+                "--port", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
+                "--dir", server.DataPath, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            },
+        };
+        await server.StartProcessAsync(start, async () =>
+        {
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, server.Port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        });
+        return server;
+    }
+}

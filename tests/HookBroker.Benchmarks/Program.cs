@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Globalization;
+using Grpc.Net.Client;
+using HookBroker.Benchmarks;
+
+// The benchmark: starts the real broker (and redis-server for the comparison) as separate processes and prints one
+// key=value result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine(ex.Message);
+    return 2;
+}
+
+var lines = new List<ResultLine>();
+var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "redis-streams"] : new[] { options.Scenario };
+foreach (var scenario in scenarios)
+{
+    switch (scenario)
+    {
+        case "e2e":
+            await RunE2eAsync(options, lines);
+            break;
+        case "raise":
+            await RunRaiseAsync(options, lines);
+            break;
+        case "fanout":
+            await RunFanoutAsync(options, lines);
+            break;
+        case "redis-streams":
+            await RunRedisAsync(options, options.Rate, lines);
+            break;
+        default:
+            Console.Error.WriteLine($"unknown scenario '{scenario}'\n{BenchOptions.Usage}");
+            return 2;
+    }
+}
+
+return lines.Any(l => l.Lost > 0) ? 1 : 0;
+
+static string Engine(BenchOptions o) => $"hookbroker-{o.Engine}{(o.Durability == "fsync" ? "-fsync" : string.Empty)}";
+
+static void Print(List<ResultLine> lines, ResultLine line)
+{
+    lines.Add(line);
+    Console.WriteLine(line);
+}
+
+static async Task WarmUpAsync(GrpcChannel channel, TimeSpan warmup)
+{
+    // The JIT needs seconds of full load to reach full speed: run the workload until the warm-up time is spent.
+    var stopwatch = Stopwatch.StartNew();
+    var round = 0;
+    while (stopwatch.Elapsed < warmup)
+    {
+        await HookBrokerWorkload.RunAsync(channel, $"warmup{round++}", 1, 20_000, 0);
+    }
+}
+
+static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, string scenario, string engine, string label, int groups, int n, int rate)
+{
+    var cpuBefore = ProcessStats.CpuTime(broker.Pid);
+    HookBrokerWorkload.Outcome outcome;
+    await using (var rss = new PeakRss(broker.Pid))
+    {
+        outcome = await HookBrokerWorkload.RunAsync(channel, label, groups, n, rate);
+        var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / ((double)n * groups);
+        return new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
+            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
+            .Add("groups", groups.ToString(CultureInfo.InvariantCulture));
+    }
+}
+
+static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
+{
+    var rounds = o.CompareRedis ? 2 : 1;
+    var ours = new List<ResultLine>();
+    var theirs = new List<ResultLine>();
+    for (var round = 0; round < rounds; round++)
+    {
+        await using (var broker = await BrokerServer.StartAsync(o))
+        {
+            using var channel = GrpcChannel.ForAddress(broker.Address);
+            await WarmUpAsync(channel, o.Warmup);
+            var n = o.Rate > 0 ? (int)(o.Rate * o.Duration.TotalSeconds) : o.Events;
+            var line = await MeasureAsync(broker, channel, "e2e", Engine(o), $"e2e{round}", 1, n, o.Rate);
+            Print(lines, line);
+            ours.Add(line);
+            if (o.Rate == 0 && !o.CompareRedis)
+            {
+                // Throughput alone was asked for; also report rate mode, the latency figure.
+                var rate = o.Smoke ? 1_000 : 5_000;
+                Print(lines, await MeasureAsync(broker, channel, "e2e", Engine(o), $"e2e-rate{round}", 1, (int)(rate * o.Duration.TotalSeconds), rate));
+            }
+        }
+
+        if (o.CompareRedis && await RunRedisAsync(o, o.Rate, lines) is { } redis)
+        {
+            theirs.Add(redis);
+        }
+    }
+
+    if (theirs.Count > 0)
+    {
+        var ratio = ours.Average(l => l.EventsPerSecond) / theirs.Average(l => l.EventsPerSecond);
+        Console.WriteLine($"ratio_vs_redis_streams={ratio.ToString("0.00", CultureInfo.InvariantCulture)}");
+    }
+}
+
+static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
+{
+    await using var broker = await BrokerServer.StartAsync(o);
+    using var channel = GrpcChannel.ForAddress(broker.Address);
+    await WarmUpAsync(channel, o.Warmup);
+    foreach (var unary in new[] { true, false })
+    {
+        var cpuBefore = ProcessStats.CpuTime(broker.Pid);
+        await using var rss = new PeakRss(broker.Pid);
+        var perSecond = await HookBrokerWorkload.RaiseOnlyAsync(channel, unary ? "raise-unary" : "raise-stream", o.Events, unary);
+        var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / o.Events;
+        Print(lines, new ResultLine("raise", Engine(o), "throughput", perSecond, (0, 0, 0), rss.Peak, cpu, o.Events, 0)
+            .Add("call", unary ? "unary" : "stream")
+            .Add("callers", unary ? "64" : "1"));
+    }
+}
+
+static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
+{
+    await using var broker = await BrokerServer.StartAsync(o);
+    using var channel = GrpcChannel.ForAddress(broker.Address);
+    await WarmUpAsync(channel, o.Warmup);
+    Print(lines, await MeasureAsync(broker, channel, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
+}
+
+static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<ResultLine> lines)
+{
+    RedisServer redis;
+    try
+    {
+        redis = await RedisServer.StartAsync();
+    }
+    catch (System.ComponentModel.Win32Exception)
+    {
+        Console.WriteLine("scenario=redis-streams skipped=redis-server-not-installed (apt-get install redis-server)");
+        return null;
+    }
+
+    await using (redis)
+    {
+        var warm = Stopwatch.StartNew();
+        for (var round = 0; warm.Elapsed < o.Warmup; round++)
+        {
+            await RedisStreamsWorkload.RunAsync(redis.Port, $"warmup{round}", 20_000, 0);
+        }
+
+        var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
+        var cpuBefore = ProcessStats.CpuTime(redis.Pid);
+        await using var rss = new PeakRss(redis.Pid);
+        var outcome = await RedisStreamsWorkload.RunAsync(redis.Port, "e2e", n, rate);
+        var cpu = (ProcessStats.CpuTime(redis.Pid) - cpuBefore).TotalMicroseconds / n;
+        var line = new ResultLine("redis-streams", "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
+            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture));
+        Print(lines, line);
+        return line;
+    }
+}
