@@ -1,4 +1,4 @@
-namespace HookBroker.BlackBox.Tests.Infrastructure;
+namespace HookBroker.Tests.Infrastructure;
 
 /// <summary>One line a broker process wrote.</summary>
 /// <param name="Run">Which start of the fixture wrote it (1 for the first, 2 after the first restart...).</param>

@@ -1,8 +1,8 @@
 using System.Reflection;
 
-namespace HookBroker.Client.Tests.Infrastructure;
+namespace HookBroker.Tests.Infrastructure;
 
-/// <summary>Where the repository and the broker's build output are.</summary>
+/// <summary>Where the repository, the build outputs the tests start, and the npm-installed tools are.</summary>
 internal static class RepoPaths
 {
     private static readonly Lazy<string> LazyRoot = new(FindRoot);
@@ -29,6 +29,9 @@ internal static class RepoPaths
     /// <summary>The web sample, built by the test project's reference.</summary>
     public static string WebSampleDll =>
         Path.Combine(Root, "src", "Web.Sample", "bin", Configuration, TargetFramework, "HookBroker.Web.Sample.dll");
+
+    /// <summary>buf, installed from npm by scripts/test.sh.</summary>
+    public static string Buf => Path.Combine(Root, ".artifacts", "tools", "node_modules", ".bin", "buf");
 
     private static string FindRoot()
     {

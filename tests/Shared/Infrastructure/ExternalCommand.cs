@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace HookBroker.BlackBox.Tests.Infrastructure;
+namespace HookBroker.Tests.Infrastructure;
 
 /// <summary>The outcome of a finished command.</summary>
 internal sealed record CommandResult(string CommandLine, int ExitCode, string StdOut, string StdErr)

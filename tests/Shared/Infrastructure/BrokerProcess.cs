@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Grpc.Net.Client;
 
-namespace HookBroker.BlackBox.Tests.Infrastructure;
+namespace HookBroker.Tests.Infrastructure;
 
 /// <summary>
 /// The real broker (src/Broker's build output) as a separate process on free loopback ports, with SQLite storage in a
@@ -32,7 +32,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
     public BrokerProcess(IReadOnlyDictionary<string, string>? settings = null)
     {
         this.settings = settings ?? new Dictionary<string, string>();
-        DataPath = Directory.CreateTempSubdirectory("hookbroker-blackbox-").FullName;
+        DataPath = Directory.CreateTempSubdirectory("hookbroker-test-").FullName;
         (GrpcPort, HttpPort) = ReserveTwoFreePorts();
     }
 
@@ -258,7 +258,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
     }
 
     /// <summary>The dotnet host running these tests (falls back to `dotnet` on PATH).</summary>
-    private static string DotnetHost()
+    internal static string DotnetHost()
     {
         var root = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
         var host = Path.Combine(root, "dotnet");

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace HookBroker.BlackBox.Tests.Infrastructure;
+namespace HookBroker.Tests.Infrastructure;
 
 /// <summary>Waits for a condition by polling it; tests never sleep a guessed time.</summary>
 internal static class Poll
