@@ -8,8 +8,29 @@ namespace HookBroker.Broker.Core;
 /// </summary>
 public sealed class OutcomeWaiters
 {
+    /// <summary>Most outcomes kept for waiters still registering; past it, late waiters fall back to storage's view.</summary>
+    public const int MaxRecent = 100_000;
+
     private readonly Lock _gate = new();
     private readonly Dictionary<long, List<OutcomeWaiter>> _byEvent = [];
+    private readonly Dictionary<long, List<OutcomeNotice>> _recent = [];
+    private int _recentCount;
+    private int _openWindows;
+
+    /// <summary>
+    /// Keeps every outcome published until the returned window is disposed. A raise in wait mode opens one before it
+    /// stores its event and registers its waiter inside it: an outcome reported between the store's commit and the
+    /// registration (a fast worker, an expiring lease) is then still seen, with its own attempt number.
+    /// </summary>
+    public IDisposable OpenWindow()
+    {
+        lock (_gate)
+        {
+            _openWindows++;
+        }
+
+        return new Window(this);
+    }
 
     /// <summary>Starts waiting for <paramref name="eventId"/> in <paramref name="groups"/>. Dispose the waiter when done.</summary>
     public OutcomeWaiter Register(long eventId, IReadOnlyList<string> groups)
@@ -23,6 +44,13 @@ public sealed class OutcomeWaiters
             }
 
             list.Add(waiter);
+            if (_recent.TryGetValue(eventId, out var seen))
+            {
+                foreach (var outcome in seen)
+                {
+                    waiter.Offer(outcome);
+                }
+            }
         }
 
         return waiter;
@@ -33,6 +61,11 @@ public sealed class OutcomeWaiters
     {
         lock (_gate)
         {
+            if (_openWindows > 0)
+            {
+                Remember(outcomes);
+            }
+
             if (_byEvent.Count == 0)
             {
                 return;
@@ -51,6 +84,37 @@ public sealed class OutcomeWaiters
         }
     }
 
+    private void Remember(IReadOnlyList<OutcomeNotice> outcomes)
+    {
+        foreach (var outcome in outcomes)
+        {
+            if (_recentCount >= MaxRecent)
+            {
+                return;
+            }
+
+            if (!_recent.TryGetValue(outcome.EventId, out var list))
+            {
+                _recent[outcome.EventId] = list = [];
+            }
+
+            list.Add(outcome);
+            _recentCount++;
+        }
+    }
+
+    private void CloseWindow()
+    {
+        lock (_gate)
+        {
+            if (--_openWindows == 0)
+            {
+                _recent.Clear();
+                _recentCount = 0;
+            }
+        }
+    }
+
     internal void Unregister(OutcomeWaiter waiter)
     {
         lock (_gate)
@@ -58,6 +122,19 @@ public sealed class OutcomeWaiters
             if (_byEvent.TryGetValue(waiter.EventId, out var list) && list.Remove(waiter) && list.Count == 0)
             {
                 _byEvent.Remove(waiter.EventId);
+            }
+        }
+    }
+
+    private sealed class Window(OutcomeWaiters owner) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                owner.CloseWindow();
             }
         }
     }

@@ -13,6 +13,9 @@ namespace HookBroker.Broker.Core;
 /// <param name="Wait">Wait mode's timeout, or null.</param>
 public sealed record RaiseItemResult(BrokerException? Error, long EventId, IReadOnlyList<string> Groups, bool Duplicate, TimeSpan? Wait)
 {
+    /// <summary>Wait mode: the waiter registered as the event was stored (<see cref="RaiseCoordinator.CompleteAsync"/> owns it).</summary>
+    public OutcomeWaiter? Waiter { get; init; }
+
     /// <summary>A refused raise.</summary>
     public static RaiseItemResult Refused(BrokerException error) => new(error, 0, [], false, null);
 }
@@ -92,6 +95,8 @@ public sealed class RaiseCoordinator(
             return results;
         }
 
+        // Wait mode: keep outcomes published between the commit and the waiters' registration.
+        using var window = positions.Exists(p => p.Wait is not null) ? waiters.OpenWindow() : null;
         var appended = await store.AppendAsync(toStore, now, cancellationToken);
         int stored = 0, duplicates = 0;
         for (var k = 0; k < appended.Count; k++)
@@ -100,8 +105,10 @@ public sealed class RaiseCoordinator(
             var result = appended[k];
             results[index] = result.Status switch
             {
-                AppendStatus.Stored => new RaiseItemResult(null, result.EventId, result.Groups, false, wait),
-                AppendStatus.Duplicate => new RaiseItemResult(null, result.EventId, result.Groups, true, wait),
+                AppendStatus.Stored or AppendStatus.Duplicate => new RaiseItemResult(null, result.EventId, result.Groups, result.Status == AppendStatus.Duplicate, wait)
+                {
+                    Waiter = wait is not null && result.Groups.Count > 0 ? waiters.Register(result.EventId, result.Groups) : null,
+                },
                 _ => RaiseItemResult.Refused(BrokerException.Exhausted(
                     $"group '{result.FullGroup}' has reached its backlog limit of {policies.For(result.FullGroup ?? string.Empty).MaxBacklog} waiting events (HookBroker:Groups:<group>:MaxBacklog, default HookBroker:Defaults:MaxBacklog); retry later")),
             };
@@ -128,8 +135,9 @@ public sealed class RaiseCoordinator(
             return response;
         }
 
-        // Register before reading the current state: an outcome reported in between is then caught by one or the other.
-        using var waiter = waiters.Register(stored.EventId, stored.Groups);
+        // Registered as the event was stored (see StoreAsync); then the stored state fills in what happened before that,
+        // e.g. for a duplicate of an older event.
+        using var waiter = stored.Waiter ?? waiters.Register(stored.EventId, stored.Groups);
         try
         {
             foreach (var outcome in await store.GetOutcomesAsync(stored.EventId, stored.Groups, cancellationToken))

@@ -105,22 +105,34 @@ internal sealed partial class RaiseStreamCall : IDisposable
             _batchSlots.Release();
         }
 
-        for (var i = 0; i < items.Count; i++)
+        var handedOver = 0;
+        try
         {
-            var sequence = items[i].Sequence;
-            var result = stored[i];
-            if (result.Error is not null)
+            for (; handedOver < items.Count; handedOver++)
             {
-                await _results.Writer.WriteAsync(Failed(sequence, new Status(result.Error.Code, result.Error.Message)), call);
+                var sequence = items[handedOver].Sequence;
+                var result = stored[handedOver];
+                if (result.Error is not null)
+                {
+                    await _results.Writer.WriteAsync(Failed(sequence, new Status(result.Error.Code, result.Error.Message)), call);
+                }
+                else if (result.Wait is null)
+                {
+                    await _results.Writer.WriteAsync(Succeeded(sequence, await _raises.CompleteAsync(result, call)), call);
+                }
+                else
+                {
+                    await _waitSlots.WaitAsync(call);
+                    Track(WaitAndAnswerAsync(sequence, result));
+                }
             }
-            else if (result.Wait is null)
+        }
+        finally
+        {
+            // The call ended before every item was answered: unregister the waiters nobody will complete.
+            for (var i = handedOver; i < stored.Count; i++)
             {
-                await _results.Writer.WriteAsync(Succeeded(sequence, await _raises.CompleteAsync(result, call)), call);
-            }
-            else
-            {
-                await _waitSlots.WaitAsync(call);
-                Track(WaitAndAnswerAsync(sequence, result));
+                stored[i].Waiter?.Dispose();
             }
         }
     }
