@@ -8,12 +8,15 @@ namespace HookBroker.Broker.Core;
 /// </summary>
 public sealed class OutcomeWaiters
 {
-    /// <summary>Most outcomes kept for waiters still registering; past it, late waiters fall back to storage's view.</summary>
-    public const int MaxRecent = 100_000;
+    /// <summary>Outcomes kept per generation for waiters still registering; two generations are kept.</summary>
+    public const int GenerationSize = 50_000;
 
     private readonly Lock _gate = new();
     private readonly Dictionary<long, List<OutcomeWaiter>> _byEvent = [];
-    private readonly Dictionary<long, List<OutcomeNotice>> _recent = [];
+    // Two generations, so memory stays bounded under sustained wait-mode load (windows overlapping without end) while
+    // an outcome stays visible for at least a generation's worth of outcomes after it was published.
+    private Dictionary<long, List<OutcomeNotice>> _recent = [];
+    private Dictionary<long, List<OutcomeNotice>> _previous = [];
     private int _recentCount;
     private int _openWindows;
 
@@ -44,11 +47,14 @@ public sealed class OutcomeWaiters
             }
 
             list.Add(waiter);
-            if (_recent.TryGetValue(eventId, out var seen))
+            foreach (var generation in (ReadOnlySpan<Dictionary<long, List<OutcomeNotice>>>)[_previous, _recent])
             {
-                foreach (var outcome in seen)
+                if (generation.TryGetValue(eventId, out var seen))
                 {
-                    waiter.Offer(outcome);
+                    foreach (var outcome in seen)
+                    {
+                        waiter.Offer(outcome);
+                    }
                 }
             }
         }
@@ -88,9 +94,11 @@ public sealed class OutcomeWaiters
     {
         foreach (var outcome in outcomes)
         {
-            if (_recentCount >= MaxRecent)
+            if (_recentCount >= GenerationSize)
             {
-                return;
+                _previous = _recent;
+                _recent = [];
+                _recentCount = 0;
             }
 
             if (!_recent.TryGetValue(outcome.EventId, out var list))
@@ -110,6 +118,7 @@ public sealed class OutcomeWaiters
             if (--_openWindows == 0)
             {
                 _recent.Clear();
+                _previous.Clear();
                 _recentCount = 0;
             }
         }

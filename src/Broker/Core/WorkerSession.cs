@@ -219,7 +219,16 @@ public sealed class WorkerSession : IDisposable
             }
 
             _abortStatus ??= status;
+        }
+
+        // Outside the lock: cancellation callbacks run inline and may call back into this session.
+        try
+        {
             _aborted.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closed in the meantime: nothing left to end.
         }
     }
 

@@ -10,7 +10,8 @@ namespace HookBroker.Client.Internal;
 /// <summary>
 /// One subscribed Subscribe stream: a reader moves deliveries into a bounded channel, <c>MaxConcurrency</c> handler loops
 /// run the hooks, their settlements go through a second bounded channel to a single writer that batches them into as few
-/// request messages as possible, and an extender renews the leases of handlers running past half the ack deadline.
+/// request messages as possible, and an extender renews every lease held past half the ack deadline: those of running
+/// handlers and those of deliveries still waiting for a free handler (until the worker stops taking deliveries).
 /// </summary>
 internal sealed class SubscriptionSession : IDisposable
 {
@@ -26,7 +27,8 @@ internal sealed class SubscriptionSession : IDisposable
     private readonly TimeSpan ackDeadline;
     private readonly Channel<Delivery> deliveries;
     private readonly Channel<Settlement> settlements;
-    private readonly ConcurrentDictionary<string, LeaseState> running = new(StringComparer.Ordinal);
+    // Every lease this stream holds and has not settled, from receipt: waiting in the channel or running.
+    private readonly ConcurrentDictionary<string, LeaseState> held = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource brokenSource = new();
     private readonly CancellationTokenSource handlersSource = new();
     private readonly CancellationToken broken;
@@ -67,7 +69,7 @@ internal sealed class SubscriptionSession : IDisposable
         using var stopExtending = new CancellationTokenSource();
         var reader = ReadAsync();
         var writer = WriteAsync();
-        var extender = ExtendAsync(stopExtending.Token);
+        var extender = ExtendAsync(stopTaking.Token, stopExtending.Token);
         var handlers = new Task[options.MaxConcurrency];
         for (var i = 0; i < handlers.Length; i++)
         {
@@ -86,7 +88,8 @@ internal sealed class SubscriptionSession : IDisposable
             }
             else
             {
-                WorkerLog.Draining(logger, options.Group, running.Count);
+                var runningHandlers = held.Values.Count(l => l.Started);
+                WorkerLog.Draining(logger, options.Group, runningHandlers);
             }
         }
 
@@ -97,9 +100,10 @@ internal sealed class SubscriptionSession : IDisposable
         catch (TimeoutException)
         {
             var abandoned = 0;
-            foreach (var id in running.Keys)
+            foreach (var (id, lease) in held)
             {
-                if (running.TryRemove(id, out _))
+                // Only running handlers: deliveries never started are released when the stream closes.
+                if (lease.Started && held.TryRemove(id, out _))
                 {
                     abandoned++;
                     await TrySettleAsync(Settlement.Nack(id, "the worker stopped before the hook finished"));
@@ -147,8 +151,18 @@ internal sealed class SubscriptionSession : IDisposable
             while (await call.ResponseStream.MoveNext(CancellationToken.None))
             {
                 var response = call.ResponseStream.Current;
+                var now = time.GetUtcNow();
                 foreach (var delivery in response.Deliveries)
                 {
+                    // Tracked from receipt, so a delivery waiting for a free handler keeps its lease too. The broker's
+                    // lease end when it is sooner (a worker clock ahead of the broker's only extends earlier).
+                    var endsAt = now + ackDeadline;
+                    if (delivery.LeaseExpiresAt?.ToDateTimeOffset() is { } expiresAt && expiresAt < endsAt)
+                    {
+                        endsAt = expiresAt;
+                    }
+
+                    held[delivery.DeliveryId] = new LeaseState(endsAt);
                     // Never full (max_in_flight bounds it); once stopping, unstarted deliveries wait here and are released
                     // by the broker when the stream closes.
                     deliveries.Writer.TryWrite(delivery);
@@ -219,7 +233,7 @@ internal sealed class SubscriptionSession : IDisposable
     private async Task HandleAsync(Delivery delivery)
     {
         var id = delivery.DeliveryId;
-        running[id] = new LeaseState(time.GetUtcNow() + ackDeadline);
+        held.GetOrAdd(id, static (_, endsAt) => new LeaseState(endsAt), time.GetUtcNow() + ackDeadline).Started = true;
         Settlement settlement;
         try
         {
@@ -263,13 +277,13 @@ internal sealed class SubscriptionSession : IDisposable
         }
 
         // Whoever removes the lease settles it: this handler, or the drain timeout.
-        if (running.TryRemove(id, out _))
+        if (held.TryRemove(id, out _))
         {
             await TrySettleAsync(settlement);
         }
     }
 
-    private async Task ExtendAsync(CancellationToken cancellationToken)
+    private async Task ExtendAsync(CancellationToken stopTaking, CancellationToken cancellationToken)
     {
         var interval = TimeSpan.FromTicks(Math.Clamp(ackDeadline.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks, TimeSpan.FromSeconds(30).Ticks));
         using var timer = new PeriodicTimer(interval, time);
@@ -278,8 +292,15 @@ internal sealed class SubscriptionSession : IDisposable
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 var now = time.GetUtcNow();
-                foreach (var (id, lease) in running)
+                foreach (var (id, lease) in held)
                 {
+                    if (!lease.Started && stopTaking.IsCancellationRequested)
+                    {
+                        // Stopping: a delivery that will not start here goes back to the group when its lease ends
+                        // or the stream closes, whichever comes first.
+                        continue;
+                    }
+
                     // Extend once less than half the ack deadline is left; a full channel just waits for the next tick.
                     if (lease.EndsAt - now <= ackDeadline / 2 && settlements.Writer.TryWrite(Settlement.Extend(id)))
                     {
@@ -313,6 +334,9 @@ internal sealed class SubscriptionSession : IDisposable
     private sealed class LeaseState(DateTimeOffset endsAt)
     {
         public DateTimeOffset EndsAt { get; set; } = endsAt;
+
+        /// <summary>Whether a handler has taken it (set once, by that handler).</summary>
+        public bool Started { get; set; }
     }
 
     private readonly record struct Settlement(SettleKind Kind, string DeliveryId, string? Error)

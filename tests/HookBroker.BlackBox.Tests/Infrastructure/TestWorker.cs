@@ -136,6 +136,10 @@ internal sealed class TestWorker : IAsyncDisposable
         {
             StreamError = e;
         }
+        catch (ObjectDisposedException)
+        {
+            // Disposed by the test while the pump was between reads: the stream ended from this side.
+        }
         finally
         {
             deliveries.Writer.TryComplete();

@@ -185,5 +185,10 @@ public sealed class TestWorker : IAsyncDisposable
             _subscribed.TrySetException(ex);
             return ex;
         }
+        catch (ObjectDisposedException)
+        {
+            // The test disposed the call: the stream ended from this side.
+            return null;
+        }
     }
 }

@@ -25,6 +25,15 @@ internal sealed class SampleProcess : IAsyncDisposable
 
     public string LogTail => log.Tail(200);
 
+    /// <summary>The process id.</summary>
+    public int Id => process.Id;
+
+    /// <summary>The exit code once the process has exited.</summary>
+    public int ExitCode => process.ExitCode;
+
+    /// <summary>The lines the process wrote to standard output so far (the last 2000).</summary>
+    public IReadOnlyList<string> OutputLines => [.. log.Snapshot().Where(l => !l.IsStdErr).Select(l => l.Text)];
+
     public static SampleProcess Start(string name, string dll, IReadOnlyDictionary<string, string> environment, IReadOnlyList<string>? arguments = null)
     {
         if (!File.Exists(dll))
@@ -44,6 +53,7 @@ internal sealed class SampleProcess : IAsyncDisposable
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = true,
             UseShellExecute = false,
         };
         foreach (var argument in arguments)
@@ -90,6 +100,47 @@ internal sealed class SampleProcess : IAsyncDisposable
         started.BeginOutputReadLine();
         started.BeginErrorReadLine();
         return sample;
+    }
+
+    /// <summary>Writes a line to the process's standard input.</summary>
+    public async Task WriteLineAsync(string line)
+    {
+        await process.StandardInput.WriteLineAsync(line);
+        await process.StandardInput.FlushAsync();
+    }
+
+    /// <summary>SIGKILLs the process (and anything it started) and waits until it is gone.</summary>
+    public async Task KillAsync(CancellationToken cancellationToken)
+    {
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync(cancellationToken);
+    }
+
+    /// <summary>Sends SIGTERM: a .NET host then stops gracefully.</summary>
+    public async Task TerminateAsync(CancellationToken cancellationToken)
+    {
+        var signal = await ExternalCommand.RunAsync(
+            "kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), cancellationToken);
+        if (signal.ExitCode != 0 && !process.HasExited)
+        {
+            throw new InvalidOperationException($"Could not send SIGTERM to {Name}: {signal}");
+        }
+    }
+
+    /// <summary>Waits for the process to exit; throws <see cref="TimeoutException"/> with its output past <paramref name="timeout"/>.</summary>
+    public async Task WaitForExitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).WaitAsync(timeout, cancellationToken);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{Name} did not exit within {timeout.TotalSeconds:0.#} s.\nOutput:\n{LogTail}", e);
+        }
+
+        // The parameterless wait also drains the redirected output, so the last lines are in the log.
+        await process.WaitForExitAsync(cancellationToken);
     }
 
     /// <summary>Throws with the process's output when it has exited (e.g. options validation failed).</summary>
