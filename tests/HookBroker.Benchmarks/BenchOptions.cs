@@ -17,7 +17,7 @@ internal sealed record BenchOptions(
 {
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
-          scenarios: e2e | raise | fanout | redis-streams | all
+          scenarios: e2e | raise | fanout | subscribers | backlog | redis-streams | all
           --n N              events per measured run (default 200000; smoke 2000)
           --rate R           rate mode at R events/s (e2e); without it, throughput mode
           --duration S       rate mode duration in seconds (default 10; smoke 2)

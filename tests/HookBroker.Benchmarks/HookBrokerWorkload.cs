@@ -41,6 +41,17 @@ internal static class HookBrokerWorkload
         return new Outcome(n * (double)groups / elapsed.TotalSeconds, latencies, lost, duplicates, elapsed);
     }
 
+    /// <summary>Consumes <paramref name="n"/> events already waiting in <paramref name="group"/> with one worker.</summary>
+    public static async Task<Outcome> DrainAsync(GrpcChannel channel, string group, string label, int n)
+    {
+        var client = new Protocol.V1.HookBroker.HookBrokerClient(channel);
+        var latencies = new Latencies(0);
+        var stopwatch = Stopwatch.StartNew();
+        await using var consumer = await Consumer.StartAsync(client, group, label, n, latencies);
+        await Task.WhenAny(consumer.Done, Task.Delay(TimeSpan.FromSeconds(Math.Max(60, n / 2_000.0))));
+        return new Outcome(n / stopwatch.Elapsed.TotalSeconds, latencies, n - consumer.Distinct, consumer.Duplicates, stopwatch.Elapsed);
+    }
+
     /// <summary>Raises only: <paramref name="n"/> unary raises from <paramref name="callers"/> concurrent callers, or RaiseStream batches.</summary>
     public static async Task<double> RaiseOnlyAsync(GrpcChannel channel, string label, int n, bool unary, int callers = 64)
     {

@@ -17,7 +17,7 @@ catch (ArgumentException ex)
 }
 
 var lines = new List<ResultLine>();
-var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "redis-streams"] : new[] { options.Scenario };
+var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "subscribers", "backlog", "redis-streams"] : new[] { options.Scenario };
 foreach (var scenario in scenarios)
 {
     switch (scenario)
@@ -33,6 +33,12 @@ foreach (var scenario in scenarios)
             break;
         case "redis-streams":
             await RunRedisAsync(options, options.Rate, lines);
+            break;
+        case "subscribers":
+            await RunSubscribersAsync(options, lines);
+            break;
+        case "backlog":
+            await RunBacklogAsync(options, lines);
             break;
         default:
             Console.Error.WriteLine($"unknown scenario '{scenario}'\n{BenchOptions.Usage}");
@@ -134,6 +140,32 @@ static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
     using var channel = GrpcChannel.ForAddress(broker.Address);
     await WarmUpAsync(channel, o.Warmup);
     Print(lines, await MeasureAsync(broker, channel, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
+}
+
+static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)
+{
+    await using var broker = await BrokerServer.StartAsync(o);
+    using var channel = CapacityWorkloads.ManyStreamsChannel(broker.Address);
+    var count = o.Smoke ? 200 : 10_000;
+    await using var rss = new PeakRss(broker.Pid);
+    var (opened, delivery) = await CapacityWorkloads.IdleSubscribersAsync(channel, count);
+    var ms = delivery.TotalMilliseconds;
+    Print(lines, new ResultLine("subscribers", Engine(o), "throughput", 0, (ms, ms, ms), rss.Peak, null, 1, 0)
+        .Add("subscribers", opened.ToString(CultureInfo.InvariantCulture)));
+}
+
+static async Task RunBacklogAsync(BenchOptions o, List<ResultLine> lines)
+{
+    await using var broker = await BrokerServer.StartAsync(o);
+    using var channel = GrpcChannel.ForAddress(broker.Address);
+    var n = o.Smoke ? 5_000 : 1_000_000;
+    var cpuBefore = ProcessStats.CpuTime(broker.Pid);
+    await using var rss = new PeakRss(broker.Pid);
+    var (raiseRate, drainRate, lost, duplicates) = await CapacityWorkloads.BacklogAsync(channel, n);
+    var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / n;
+    Print(lines, new ResultLine("backlog", Engine(o), "throughput", raiseRate, (0, 0, 0), rss.Peak, cpu, n, lost)
+        .Add("drain_events_per_s", drainRate.ToString("0", CultureInfo.InvariantCulture))
+        .Add("duplicates", duplicates.ToString(CultureInfo.InvariantCulture)));
 }
 
 static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<ResultLine> lines)
