@@ -124,7 +124,9 @@ public sealed class HookBrokerClient : IHookBrokerClient
 
     private async ValueTask<RaiseResponse> RaiseOnceAsync(RaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        using var call = broker.RaiseAsync(request, deadline: time.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken);
+        // gRPC deadlines are absolute times on the system clock (the transport compares them with it), so the injected
+        // TimeProvider, which may be fake in tests, must not be used here.
+        using var call = broker.RaiseAsync(request, deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken);
         return await call.ResponseAsync;
     }
 
