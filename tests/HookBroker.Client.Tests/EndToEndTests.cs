@@ -33,7 +33,7 @@ public sealed class EndToEndTests
             ["Smtp__From"] = "HookBroker <welcome@example.com>",
             ["Smtp__Security"] = "None",
         });
-        var webPort = SampleProcess.FreePort();
+        var webPort = FreePorts.Reserve(1)[0];
         var web = new Uri($"http://127.0.0.1:{webPort}");
         await using var webApp = SampleProcess.Start(
             "web sample",

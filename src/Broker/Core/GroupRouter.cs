@@ -53,16 +53,9 @@ public sealed class GroupRouter
         return matched;
     }
 
-    /// <summary>True when the group exists.</summary>
-    public bool Exists(string group) => Volatile.Read(ref _table).Groups.ContainsKey(group);
-
     /// <summary>Every pattern of every group, deduplicated and sorted.</summary>
     public IReadOnlyList<string> AllPatterns() =>
         Volatile.Read(ref _table).Groups.Values.SelectMany(p => p.Patterns).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-
-    /// <summary>The patterns of one group, or null.</summary>
-    public IReadOnlyList<string>? PatternsOf(string group) =>
-        Volatile.Read(ref _table).Groups.TryGetValue(group, out var set) ? set.Patterns : null;
 
     /// <summary>
     /// Replaces the whole view with groups read from storage, unless the view changed since <paramref name="readAtVersion"/>

@@ -52,18 +52,6 @@ public sealed class SubscriptionManager : IAsyncDisposable
         _logger = logger;
     }
 
-    /// <summary>Streams open now.</summary>
-    public int SessionCount
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _sessions.Count;
-            }
-        }
-    }
-
     /// <summary>Workers of <paramref name="group"/> connected to this node.</summary>
     public int WorkersOf(string group)
     {

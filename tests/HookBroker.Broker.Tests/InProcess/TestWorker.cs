@@ -60,9 +60,6 @@ public sealed class TestWorker : IAsyncDisposable
         return list;
     }
 
-    /// <summary>True when a delivery is already queued, without waiting.</summary>
-    public bool TryPeek(out Delivery? delivery) => _deliveries.Reader.TryPeek(out delivery);
-
     /// <summary>The delivery queued now, if any: gives the broker a moment (polling) to prove that nothing arrives.</summary>
     public async Task<Delivery?> NothingWithinAsync(TimeSpan window)
     {

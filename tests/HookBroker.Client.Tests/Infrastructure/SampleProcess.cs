@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace HookBroker.Client.Tests.Infrastructure;
 
@@ -119,12 +117,7 @@ internal sealed class SampleProcess : IAsyncDisposable
     /// <summary>Sends SIGTERM: a .NET host then stops gracefully.</summary>
     public async Task TerminateAsync(CancellationToken cancellationToken)
     {
-        var signal = await ExternalCommand.RunAsync(
-            "kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), cancellationToken);
-        if (signal.ExitCode != 0 && !process.HasExited)
-        {
-            throw new InvalidOperationException($"Could not send SIGTERM to {Name}: {signal}");
-        }
+        await Signals.TerminateAsync(process, Name, cancellationToken);
     }
 
     /// <summary>Waits for the process to exit; throws <see cref="TimeoutException"/> with its output past <paramref name="timeout"/>.</summary>
@@ -150,14 +143,6 @@ internal sealed class SampleProcess : IAsyncDisposable
         {
             throw new InvalidOperationException($"{Name} exited with code {process.ExitCode}.\nOutput:\n{LogTail}");
         }
-    }
-
-    /// <summary>A free loopback port (released before the caller binds it).</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()

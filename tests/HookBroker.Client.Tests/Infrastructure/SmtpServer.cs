@@ -34,7 +34,7 @@ internal sealed class SmtpServer : IAsyncDisposable
         }
 
         var root = Directory.CreateTempSubdirectory("hookbroker-smtp-").FullName;
-        var port = SampleProcess.FreePort();
+        var port = FreePorts.Reserve(1)[0];
         // Python's Maildir creates the folder itself, and only when it does not exist yet.
         var server = new SmtpServer(
             SampleProcessOf(python, port, Path.Combine(root, "maildir")),

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using Grpc.Net.Client;
 
 namespace HookBroker.Tests.Infrastructure;
@@ -33,7 +32,8 @@ internal sealed class BrokerProcess : IAsyncDisposable
     {
         this.settings = settings ?? new Dictionary<string, string>();
         DataPath = Directory.CreateTempSubdirectory("hookbroker-test-").FullName;
-        (GrpcPort, HttpPort) = ReserveTwoFreePorts();
+        var ports = FreePorts.Reserve(2);
+        (GrpcPort, HttpPort) = (ports[0], ports[1]);
     }
 
     public int GrpcPort { get; }
@@ -133,12 +133,7 @@ internal sealed class BrokerProcess : IAsyncDisposable
             return;
         }
 
-        var signal = await ExternalCommand.RunAsync(
-            "kill", ["-TERM", running.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), cancellationToken);
-        if (signal.ExitCode != 0 && !running.HasExited)
-        {
-            throw new InvalidOperationException($"Could not send SIGTERM to the broker: {signal}");
-        }
+        await Signals.TerminateAsync(running, "the broker", cancellationToken);
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(StopTimeout);
@@ -263,15 +258,5 @@ internal sealed class BrokerProcess : IAsyncDisposable
         var root = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
         var host = Path.Combine(root, "dotnet");
         return File.Exists(host) ? host : "dotnet";
-    }
-
-    /// <summary>Two distinct free loopback ports: both listeners are held until both ports are known, then released.</summary>
-    private static (int First, int Second) ReserveTwoFreePorts()
-    {
-        using var first = new TcpListener(IPAddress.Loopback, 0);
-        using var second = new TcpListener(IPAddress.Loopback, 0);
-        first.Start();
-        second.Start();
-        return (((IPEndPoint)first.LocalEndpoint).Port, ((IPEndPoint)second.LocalEndpoint).Port);
     }
 }

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace HookBroker.Docker.Tests.Infrastructure;
+namespace HookBroker.Tests.Infrastructure;
 
-/// <summary>Free loopback ports for containers on host networking (there is no port mapping).</summary>
+/// <summary>Free loopback ports for the processes and containers tests start (containers use host networking: no port mapping).</summary>
 internal static class FreePorts
 {
     /// <summary>Distinct free ports: every listener is held until all are known, then released.</summary>
