@@ -1,3 +1,5 @@
+using HookBroker.Broker.Storage.Redis;
+
 namespace HookBroker.Broker.Configuration;
 
 /// <summary>The broker's settings: section "HookBroker" of appsettings.json, or HOOKBROKER__* environment variables.</summary>
@@ -48,6 +50,9 @@ public sealed class BrokerOptions
     /// <summary>Policy of every group without its own entry in <see cref="Groups"/>.</summary>
     public GroupPolicyOptions Defaults { get; set; } = new();
 
+    /// <summary>The Redis engine's connection and layout (used when <see cref="Storage"/> is Redis).</summary>
+    public RedisStoreOptions Redis { get; set; } = new();
+
     /// <summary>Per-group policy overrides by group name; unset fields take <see cref="Defaults"/>.</summary>
     public Dictionary<string, GroupPolicyOptions> Groups { get; set; } = new(StringComparer.Ordinal);
 }
@@ -59,6 +64,8 @@ public enum StorageEngine
     Sqlite,
     /// <summary>In memory: for tests and throwaway runs.</summary>
     Memory,
+    /// <summary>Redis or Redis Cluster (<see cref="BrokerOptions.Redis"/>): several stateless broker nodes share it.</summary>
+    Redis,
 }
 
 /// <summary>What a stored event survives.</summary>

@@ -1,4 +1,5 @@
 using HookBroker.Broker.Core;
+using HookBroker.Broker.Storage.Redis;
 using Microsoft.Extensions.Options;
 
 namespace HookBroker.Broker.Configuration;
@@ -22,7 +23,16 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         Require(options.GrpcPort is > 0 and <= 65535, $"HookBroker:GrpcPort {options.GrpcPort} must be 1-65535");
         Require(options.HttpPort is > 0 and <= 65535, $"HookBroker:HttpPort {options.HttpPort} must be 1-65535");
         Require(options.GrpcPort != options.HttpPort, "HookBroker:GrpcPort and HookBroker:HttpPort must differ");
-        Require(Enum.IsDefined(options.Storage), $"HookBroker:Storage '{options.Storage}' must be Sqlite or Memory");
+        Require(Enum.IsDefined(options.Storage), $"HookBroker:Storage '{options.Storage}' must be Sqlite, Memory or Redis");
+        if (options.Storage == StorageEngine.Redis)
+        {
+            var redis = options.Redis;
+            Require(!string.IsNullOrWhiteSpace(redis.Configuration), "HookBroker:Redis:Configuration must name at least one Redis endpoint (host:port, or several nodes of a cluster separated by commas)");
+            Require(!string.IsNullOrWhiteSpace(redis.KeyPrefix) && redis.KeyPrefix.IndexOfAny(['{', '}', ' ', '\n']) < 0, $"HookBroker:Redis:KeyPrefix '{redis.KeyPrefix}' must be non-empty, without braces or spaces");
+            Require(redis.Partitions is null or (>= 1 and <= RedisStoreOptions.MaxPartitions), $"HookBroker:Redis:Partitions {redis.Partitions} must be 1-{RedisStoreOptions.MaxPartitions} (or unset: the stored count, else 1 on a single Redis and 16 on a cluster)");
+            Require(redis.NodeTimeout >= TimeSpan.FromSeconds(1) && redis.NodeTimeout <= TimeSpan.FromMinutes(10), $"HookBroker:Redis:NodeTimeout {redis.NodeTimeout} must be 1 second to 10 minutes");
+        }
+
         Require(!string.IsNullOrWhiteSpace(options.DataPath), "HookBroker:DataPath must name a folder");
         Require(options.IdempotencyWindow > TimeSpan.Zero && options.IdempotencyWindow <= TimeSpan.FromDays(7), $"HookBroker:IdempotencyWindow {options.IdempotencyWindow} must be more than 0 and at most 7 days");
         Require(options.MaxArgsBytes is >= 1024 and <= 4 * 1024 * 1024 - 64 * 1024, $"HookBroker:MaxArgsBytes {options.MaxArgsBytes} must be 1024 to 4128768 (below gRPC's 4 MiB message limit)");

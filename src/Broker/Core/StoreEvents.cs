@@ -24,6 +24,9 @@ public sealed class StoreEvents(
     public void OnOutcomes(IReadOnlyList<OutcomeNotice> outcomes) => waiters.Publish(outcomes);
 
     /// <inheritdoc />
+    public void OnLeasesExpired(IReadOnlyList<ExpiredLease> leases) => subscriptions.OnLeasesExpired(leases);
+
+    /// <inheritdoc />
     public void OnGroupsChanged()
     {
         // Coalesce bursts of changes into one reload at a time.

@@ -3,6 +3,7 @@ using HookBroker.Broker.Core;
 using HookBroker.Broker.Services;
 using HookBroker.Broker.Storage;
 using HookBroker.Broker.Storage.Memory;
+using HookBroker.Broker.Storage.Redis;
 using HookBroker.Broker.Storage.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -50,6 +51,7 @@ public static class BrokerServiceCollectionExtensions
         return options.Storage switch
         {
             StorageEngine.Memory => new MemoryHookStore(),
+            StorageEngine.Redis => new RedisHookStore(options.Redis, services.GetRequiredService<ILogger<RedisHookStore>>()),
             _ => new SqliteHookStore(
                 new SqliteStoreOptions
                 {

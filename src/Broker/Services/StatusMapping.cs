@@ -12,7 +12,7 @@ internal static class StatusMapping
 
     /// <summary>
     /// The status for <paramref name="exception"/>: a refused request keeps its code and message, storage full is
-    /// RESOURCE_EXHAUSTED, storage closing under a call (shutdown) is UNAVAILABLE, an RpcException keeps its status;
+    /// RESOURCE_EXHAUSTED, storage unreachable or closing under a call (shutdown) is UNAVAILABLE, an RpcException keeps its status;
     /// anything else is <see cref="Internal"/> and <paramref name="unexpected"/> says to log it.
     /// </summary>
     public static Status ToStatus(Exception exception, out bool unexpected)
@@ -26,6 +26,8 @@ internal static class StatusMapping
                 return new Status(refused.Code, refused.Message);
             case StorageFullException full:
                 return new Status(StatusCode.ResourceExhausted, full.Message);
+            case StorageUnavailableException unavailable:
+                return new Status(StatusCode.Unavailable, unavailable.Message + "; retry with backoff (raises with their idempotency key)");
             case ObjectDisposedException:
                 return new Status(StatusCode.Unavailable, BrokerException.ShuttingDown().Message);
             default:

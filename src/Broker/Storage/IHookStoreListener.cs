@@ -15,6 +15,14 @@ public interface IHookStoreListener
 
     /// <summary>Groups or their patterns changed.</summary>
     void OnGroupsChanged();
+
+    /// <summary>
+    /// Another broker node's housekeeping expired these leases (engines shared by several nodes): the node whose worker
+    /// held one frees that worker's capacity. A node's own expiries come back in <see cref="IHookStore.ExpireAsync"/>.
+    /// </summary>
+    void OnLeasesExpired(IReadOnlyList<ExpiredLease> leases)
+    {
+    }
 }
 
 /// <summary>Per-group policy the engine needs for decisions it makes on its own (lease expiry).</summary>
