@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Grpc.Net.Client;
 using HookBroker.Client.Internal;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Logging;
@@ -14,20 +13,24 @@ using BrokerApi = HookBroker.Protocol.V1.HookBroker;
 namespace HookBroker.Client;
 
 /// <summary>
-/// The HookBroker client: one gRPC channel per instance, reused by every call (create one per broker and keep it, as
-/// with <c>HttpClient</c>), and a Polly pipeline (retry with backoff and jitter around a circuit breaker) around each
-/// raise. Thread-safe.
+/// The HookBroker client: one gRPC channel per instance, reused by every call (create one per broker, or per set of
+/// broker nodes, and keep it, as with <c>HttpClient</c>), and a Polly pipeline (retry with backoff and jitter around a
+/// circuit breaker) around each raise. With several <see cref="HookBrokerClientOptions.Addresses"/>, calls are spread
+/// round-robin over the ready nodes and a retry goes to the next one. Thread-safe.
 /// </summary>
 public sealed class HookBrokerClient : IHookBrokerClient
 {
-    private readonly GrpcChannel channel;
+    private readonly BrokerChannel channel;
     private readonly BrokerApi.HookBrokerClient broker;
     private readonly ResiliencePipeline pipeline;
     private readonly HookBrokerClientOptions options;
     private readonly JsonSerializerOptions jsonOptions;
     private readonly TimeProvider time;
 
-    /// <summary>Creates a client for the broker at <see cref="HookBrokerClientOptions.Address"/>.</summary>
+    /// <summary>
+    /// Creates a client for the broker at <see cref="HookBrokerClientOptions.Address"/>, or for the nodes of
+    /// <see cref="HookBrokerClientOptions.Addresses"/>.
+    /// </summary>
     /// <param name="options">The client's settings; null for the defaults.</param>
     /// <param name="loggerFactory">Where retries and circuit changes are logged; null for none.</param>
     /// <param name="timeProvider">The clock for deadlines and backoff; null for the system clock.</param>
@@ -38,18 +41,9 @@ public sealed class HookBrokerClient : IHookBrokerClient
         time = timeProvider ?? TimeProvider.System;
         jsonOptions = this.options.JsonSerializerOptions ?? ArgsConverter.DefaultRaiseOptions;
         loggerFactory ??= NullLoggerFactory.Instance;
-        channel = GrpcChannel.ForAddress(this.options.Address, new GrpcChannelOptions
-        {
-            LoggerFactory = loggerFactory,
-            HttpHandler = new SocketsHttpHandler
-            {
-                EnableMultipleHttp2Connections = true,
-                KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-                KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
-                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            },
-        });
-        broker = new BrokerApi.HookBrokerClient(channel);
+        channel = BrokerChannel.Create(
+            BrokerAddresses.Effective(this.options.Address, this.options.Addresses), this.options.ConnectTimeout, loggerFactory);
+        broker = new BrokerApi.HookBrokerClient(channel.Channel);
         pipeline = BuildPipeline(this.options, loggerFactory.CreateLogger<HookBrokerClient>(), time);
     }
 
@@ -191,14 +185,21 @@ public sealed class HookBrokerClient : IHookBrokerClient
 
     private static void Validate(HookBrokerClientOptions options)
     {
-        if (options.Address is not { IsAbsoluteUri: true } address || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
+        var failures = new List<string>();
+        BrokerAddresses.Validate(nameof(HookBrokerClientOptions), options.Address, options.Addresses, failures);
+        if (options.ConnectTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentException($"HookBrokerClientOptions.Address must be an absolute http(s) URI (got '{options.Address}').", nameof(options));
+            failures.Add($"HookBrokerClientOptions.ConnectTimeout must be positive (got {options.ConnectTimeout}).");
         }
 
         if (options.AttemptTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentException("HookBrokerClientOptions.AttemptTimeout must be positive.", nameof(options));
+            failures.Add("HookBrokerClientOptions.AttemptTimeout must be positive.");
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new ArgumentException(string.Join(' ', failures), nameof(options));
         }
 
         // Polly validates the retry and breaker settings (ranges) when the pipeline is built, with messages naming them.

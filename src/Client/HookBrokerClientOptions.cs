@@ -5,8 +5,27 @@ namespace HookBroker.Client;
 /// <summary>Settings of a <see cref="HookBrokerClient"/>. Every property documents its default.</summary>
 public sealed class HookBrokerClientOptions
 {
-    /// <summary>The broker's gRPC address. Default: <c>http://127.0.0.1:5000</c>.</summary>
+    /// <summary>
+    /// The broker's gRPC address, used when <see cref="Addresses"/> is empty. Default: <c>http://127.0.0.1:5000</c>.
+    /// </summary>
     public Uri Address { get; set; } = new("http://127.0.0.1:5000");
+
+    /// <summary>
+    /// Several broker nodes that share one storage (scale-out), such as <c>http://broker-1:5000</c> and
+    /// <c>http://broker-2:5000</c>: only scheme, host and port, all http or all https. When it lists any,
+    /// <see cref="Address"/> is ignored. Calls are spread round-robin over the nodes whose connection is ready (the nodes
+    /// are stateless, so any serves any call): a dead node is skipped and a retried raise goes to the next node (its
+    /// idempotency key keeps it stored once, storage being shared). From configuration, as the web sample binds it:
+    /// <c>HookBroker:Client:Addresses:0</c>, <c>:1</c>… (environment variables <c>HookBroker__Client__Addresses__0</c>…).
+    /// Default: empty.
+    /// </summary>
+    public IList<Uri> Addresses { get; } = new List<Uri>();
+
+    /// <summary>
+    /// How long connecting to one broker node may take before it counts as down: its calls fail with <c>UNAVAILABLE</c>
+    /// and are retried, on another node when there are several. A refused connection fails at once. Default: 5 seconds.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Who raises (an app name), carried to deliveries as their source. Default: null (not sent).</summary>
     public string? Source { get; set; }

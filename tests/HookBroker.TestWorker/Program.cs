@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-// A worker process the client tests steer. Settings: HookBroker__Address, HookBroker__Group, HookBroker__DrainTimeout...
+// A worker process the client tests steer. Settings: HookBroker__Address (or HookBroker__Addresses__0, __1...), HookBroker__Group, HookBroker__DrainTimeout...
 // (bound to HookWorkerOptions). Its one hook, `slow_job(job, holdAttempts = 0)`, reports on stdout as
 // "HOOK <started|finished|canceled> job=<job> event=<id> attempt=<n>" and, on attempts up to holdAttempts, waits until
 // the test writes "release <job>" to its stdin. It prints "HOOK exited" when the host has stopped.

@@ -9,9 +9,10 @@ internal sealed class HookBrokerAppOptionsValidator : IValidateOptions<HookBroke
     {
         var failures = new List<string>();
         var client = options.Client;
-        if (client.Address is not { IsAbsoluteUri: true } address || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
+        BrokerAddresses.Validate("HookBrokerAppOptions.Client", client.Address, client.Addresses, failures);
+        if (client.ConnectTimeout <= TimeSpan.Zero)
         {
-            failures.Add($"HookBrokerAppOptions.Client.Address must be an absolute http(s) URI (got '{client.Address}').");
+            failures.Add($"HookBrokerAppOptions.Client.ConnectTimeout must be positive (got {client.ConnectTimeout}).");
         }
 
         if (client.AttemptTimeout <= TimeSpan.Zero)

@@ -20,7 +20,7 @@ public static class HookBrokerAspNetCoreServiceCollectionExtensions
     /// buffer, never adding a round trip to a request. The options are validated when the host starts.
     /// </summary>
     /// <param name="services">The services.</param>
-    /// <param name="configure">Sets the broker address (<c>o.Client.Address</c>), the source and the default-event buffer.</param>
+    /// <param name="configure">Sets the broker address (<c>o.Client.Address</c>, or <c>o.Client.Addresses</c> for several nodes), the source and the default-event buffer.</param>
     /// <param name="hooks">The hooks attached to the app; null for none. Register them before the host starts.</param>
     /// <returns>The services, for chaining.</returns>
     /// <exception cref="InvalidOperationException">AddHookBroker was already called on these services.</exception>

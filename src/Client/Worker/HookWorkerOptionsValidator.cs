@@ -8,9 +8,10 @@ internal sealed class HookWorkerOptionsValidator : IValidateOptions<HookWorkerOp
     public ValidateOptionsResult Validate(string? name, HookWorkerOptions options)
     {
         var failures = new List<string>();
-        if (options.Address is not { IsAbsoluteUri: true } address || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
+        BrokerAddresses.Validate(nameof(HookWorkerOptions), options.Address, options.Addresses, failures);
+        if (options.ConnectTimeout <= TimeSpan.Zero)
         {
-            failures.Add($"HookWorkerOptions.Address must be an absolute http(s) URI (got '{options.Address}').");
+            failures.Add($"HookWorkerOptions.ConnectTimeout must be positive (got {options.ConnectTimeout}).");
         }
 
         if (string.IsNullOrEmpty(options.Group) || options.Group.Length > 100

@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Net.Client;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -37,18 +36,10 @@ internal sealed class HookWorkerService(
             throw new InvalidOperationException($"The worker of group '{settings.Group}' has no hooks: register some with hooks.Event(...) before AddHookWorker.");
         }
 
-        using var channel = GrpcChannel.ForAddress(settings.Address, new GrpcChannelOptions
-        {
-            LoggerFactory = loggerFactory,
-            HttpHandler = new SocketsHttpHandler
-            {
-                // Detects a dead connection under an idle stream.
-                KeepAlivePingDelay = TimeSpan.FromSeconds(30),
-                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-                PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            },
-        });
-        var client = new BrokerApi.HookBrokerClient(channel);
+        // Keepalive pings detect a dead connection under an idle stream; with several nodes, each (re)subscription goes
+        // to a node whose connection is ready.
+        using var channel = BrokerChannel.Create(BrokerAddresses.Effective(settings.Address, settings.Addresses), settings.ConnectTimeout, loggerFactory);
+        var client = new BrokerApi.HookBrokerClient(channel.Channel);
         var reconnect = BuildReconnectPipeline(settings);
         var start = new SubscribeStart
         {

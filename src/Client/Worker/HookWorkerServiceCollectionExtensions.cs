@@ -17,7 +17,7 @@ public static class HookBrokerServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="hooks">The hooks this worker runs; register them before the host starts.</param>
-    /// <param name="configure">Sets the group (required), address, flow control and timeouts.</param>
+    /// <param name="configure">Sets the group (required), the broker address or addresses, flow control and timeouts.</param>
     /// <returns>The services, for chaining.</returns>
     public static IServiceCollection AddHookWorker(this IServiceCollection services, Hooks hooks, Action<HookWorkerOptions> configure)
     {
@@ -37,7 +37,7 @@ public static class HookBrokerServiceCollectionExtensions
     /// <paramref name="configure"/>, using the container's logger factory and <see cref="TimeProvider"/>.
     /// </summary>
     /// <param name="services">The services.</param>
-    /// <param name="configure">Sets the address, source, retries and circuit breaker; null for the defaults.</param>
+    /// <param name="configure">Sets the broker address or addresses, source, retries and circuit breaker; null for the defaults.</param>
     /// <returns>The services, for chaining.</returns>
     public static IServiceCollection AddHookBrokerClient(this IServiceCollection services, Action<HookBrokerClientOptions>? configure = null)
     {

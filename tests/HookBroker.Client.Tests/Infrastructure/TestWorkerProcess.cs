@@ -37,11 +37,21 @@ internal sealed partial class TestWorkerProcess : IAsyncDisposable
     /// <param name="group">The worker's group.</param>
     /// <param name="name">The worker's name (for the broker's admin views and failure messages).</param>
     /// <param name="settings">More worker settings by key below "HookBroker" (e.g. <c>["DrainTimeout"] = "00:00:00.200"</c>).</param>
-    public static TestWorkerProcess Start(BrokerProcess broker, string group, string name, IReadOnlyDictionary<string, string>? settings = null)
+    public static TestWorkerProcess Start(BrokerProcess broker, string group, string name, IReadOnlyDictionary<string, string>? settings = null) =>
+        Start(new Dictionary<string, string> { ["HookBroker__Address"] = broker.GrpcAddress.ToString() }, group, name, settings);
+
+    /// <summary>A worker configured with several broker nodes, as environment variables <c>HookBroker__Addresses__0</c>, <c>__1</c>….</summary>
+    public static TestWorkerProcess Start(IReadOnlyList<BrokerProcess> brokers, string group, string name, IReadOnlyDictionary<string, string>? settings = null) =>
+        Start(
+            brokers.Select((b, i) => (Key: $"HookBroker__Addresses__{i}", Value: b.GrpcAddress.ToString())).ToDictionary(e => e.Key, e => e.Value),
+            group,
+            name,
+            settings);
+
+    private static TestWorkerProcess Start(Dictionary<string, string> addresses, string group, string name, IReadOnlyDictionary<string, string>? settings)
     {
-        var environment = new Dictionary<string, string>
+        var environment = new Dictionary<string, string>(addresses)
         {
-            ["HookBroker__Address"] = broker.GrpcAddress.ToString(),
             ["HookBroker__Group"] = group,
             ["HookBroker__WorkerName"] = name,
             ["HookBroker__ReconnectInitialDelay"] = "00:00:00.050",

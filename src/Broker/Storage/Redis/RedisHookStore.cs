@@ -748,8 +748,15 @@ public sealed partial class RedisHookStore : IHookStore
 
     private void OnNotice(ChannelMessage message)
     {
-        var notice = RedisNotice.Parse(message.Message.ToString());
-        if (notice is null || notice.Node == _node || _disposed)
+        // "<node> <json>": a node skips its own notices without parsing them.
+        var text = message.Message.ToString();
+        if (_disposed || text.StartsWith(_node + " ", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var notice = RedisNotice.Parse(text[(text.IndexOf(' ', StringComparison.Ordinal) + 1)..]);
+        if (notice is null || notice.Node == _node)
         {
             return;
         }
@@ -810,7 +817,7 @@ public sealed partial class RedisHookStore : IHookStore
         _listener.OnEventsAvailable([.. _hints.Keys]);
     }
 
-    private string NoticeJson(char kind) => $"{{\"n\":\"{_node}\",\"t\":\"{kind}\"}}";
+    private string NoticeJson(char kind) => $"{_node} {{\"n\":\"{_node}\",\"t\":\"{kind}\"}}";
 
     private static async Task<T> Run<T>(Func<Task<T>> operation, CancellationToken cancellationToken)
     {

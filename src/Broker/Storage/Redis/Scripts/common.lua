@@ -194,7 +194,7 @@ local function publish(channel, node, kind, body)
   body.n = node
   body.t = kind
   body.p = PART
-  redis.call('PUBLISH', channel, cjson.encode(body))
+  redis.call('PUBLISH', channel, node .. ' ' .. cjson.encode(body))
 end
 
 local function keys_of(set)

@@ -13,7 +13,7 @@ for p in string.gmatch(current, '[^\n]+') do
 end
 if changed then
   redis.call('HSET', catalog, g, table.concat(list, '\n'))
-  redis.call('PUBLISH', channel, cjson.encode({ n = node, t = 'g' }))
+  redis.call('PUBLISH', channel, node .. ' ' .. cjson.encode({ n = node, t = 'g' }))
 end
 local result = { changed and 1 or 0 }
 for _, p in ipairs(list) do result[#result + 1] = p end
