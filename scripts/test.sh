@@ -92,7 +92,7 @@ ensure_aiosmtpd() {
 
 ensure_buf
 ensure_aiosmtpd
-# redis-server: the benchmark smoke test runs the Redis Streams comparison (and the Redis engine's tests will use it).
+# redis-server (with redis-cli): the benchmark smoke test, the Redis engine's contract tests and the scale-out tests.
 ensure_apt_package redis-server redis-server
 
 # Docker: the container tests (tests/HookBroker.Docker.Tests) need a running dockerd and the local stand-ins of the public

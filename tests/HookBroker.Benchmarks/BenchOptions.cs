@@ -3,7 +3,7 @@ using System.Globalization;
 namespace HookBroker.Benchmarks;
 
 /// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
-/// [--engine sqlite|memory] [--durability normal|fsync]</c>.</summary>
+/// [--engine sqlite|memory|redis] [--durability normal|fsync]</c>.</summary>
 internal sealed record BenchOptions(
     string Scenario,
     int Events,
@@ -24,9 +24,13 @@ internal sealed record BenchOptions(
           --warmup S         warm-up seconds before measuring (default 10; smoke 1)
           --smoke            small N, short warm-up (what CI runs)
           --compare redis    e2e: also run the Redis Streams workload, alternately, and print the ratio
-          --engine E         sqlite (default) | memory
-          --durability D     normal (default) | fsync
+          --engine E         sqlite (default) | memory | redis (starts its own redis-server: appendonly yes,
+                             appendfsync everysec; the broker on it). `all` also runs e2e on redis
+          --durability D     normal (default) | fsync (sqlite: synchronous=FULL; redis: appendfsync always)
         """;
+
+    /// <summary>True for <c>--engine redis</c>: the broker stores in a redis-server this program starts.</summary>
+    public bool IsRedisEngine => Engine.Equals("redis", StringComparison.OrdinalIgnoreCase);
 
     public static BenchOptions Parse(string[] args)
     {
@@ -44,6 +48,12 @@ internal sealed record BenchOptions(
 
         int Int(string name, int fallback) => Value(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
 
+        var engine = Value("--engine") ?? "sqlite";
+        if (engine is not ("sqlite" or "memory" or "redis"))
+        {
+            throw new ArgumentException($"unknown engine '{engine}'\n{Usage}");
+        }
+
         return new BenchOptions(
             args[0],
             Int("--n", smoke ? 2_000 : 200_000),
@@ -52,7 +62,7 @@ internal sealed record BenchOptions(
             TimeSpan.FromSeconds(Int("--warmup", smoke ? 1 : 10)),
             smoke,
             Value("--compare") == "redis",
-            Value("--engine") ?? "sqlite",
+            engine,
             Value("--durability") ?? "normal");
     }
 }

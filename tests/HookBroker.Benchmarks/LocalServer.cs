@@ -41,7 +41,7 @@ internal abstract class LocalServer : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
         if (_process is { HasExited: false })
         {
@@ -57,6 +57,8 @@ internal abstract class LocalServer : IAsyncDisposable
         catch (IOException)
         {
         }
+
+        GC.SuppressFinalize(this);
     }
 
     public static int FreePort()
@@ -89,16 +91,58 @@ internal sealed class BrokerServer : LocalServer
 
     public Uri Address => new($"http://127.0.0.1:{GrpcPort}");
 
+    /// <summary>The redis-server this broker stores in (engine redis), started and disposed with it; otherwise null.</summary>
+    public RedisServer? Redis { get; private init; }
+
+    /// <summary>
+    /// Starts the broker on the engine of <paramref name="options"/>; for engine redis, first its own redis-server
+    /// (append-only file, fsynced every second; every write with --durability fsync). Throws
+    /// <see cref="System.ComponentModel.Win32Exception"/> when redis-server is not installed.
+    /// </summary>
     public static async Task<BrokerServer> StartAsync(BenchOptions options)
     {
-        var server = new BrokerServer();
+        var redis = options.IsRedisEngine ? await RedisServer.StartAsync(options.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase)) : null;
+        try
+        {
+            return await StartAsync(options, redis);
+        }
+        catch
+        {
+            if (redis is not null)
+            {
+                await redis.DisposeAsync();
+            }
+
+            throw;
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (Redis is not null)
+        {
+            await Redis.DisposeAsync();
+        }
+    }
+
+    private static async Task<BrokerServer> StartAsync(BenchOptions options, RedisServer? redis)
+    {
+        var server = new BrokerServer { Redis = redis };
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
         var dll = Path.Combine(RepoRoot(), "src", "Broker", "bin", configuration, "net10.0", "HookBroker.Broker.dll");
         var start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
         start.Environment["HookBroker__GrpcPort"] = server.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["HookBroker__HttpPort"] = server.HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["HookBroker__DataPath"] = server.DataPath;
-        start.Environment["HookBroker__Storage"] = options.Engine.Equals("memory", StringComparison.OrdinalIgnoreCase) ? "Memory" : "Sqlite";
+        start.Environment["HookBroker__Storage"] = redis is not null ? "Redis"
+            : options.Engine.Equals("memory", StringComparison.OrdinalIgnoreCase) ? "Memory" : "Sqlite";
+        if (redis is not null)
+        {
+            start.Environment["HookBroker__Redis__Configuration"] = $"127.0.0.1:{redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+            start.Environment["HookBroker__Redis__KeyPrefix"] = "bench";
+        }
+
         start.Environment["HookBroker__Durability"] = options.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase) ? "Fsync" : "Normal";
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
@@ -117,12 +161,15 @@ internal sealed class BrokerServer : LocalServer
     }
 }
 
-/// <summary>redis-server with AOF (appendonly yes, appendfsync everysec), as users would run it for durable streams.</summary>
+/// <summary>
+/// redis-server with AOF (appendonly yes, appendfsync everysec; always when <c>fsyncAlways</c>), as users would run it
+/// for durable streams. Throws <see cref="System.ComponentModel.Win32Exception"/> when redis-server is not installed.
+/// </summary>
 internal sealed class RedisServer : LocalServer
 {
     public int Port { get; } = FreePort();
 
-    public static async Task<RedisServer> StartAsync()
+    public static async Task<RedisServer> StartAsync(bool fsyncAlways = false)
     {
         var server = new RedisServer();
         var start = new ProcessStartInfo("redis-server")
@@ -130,7 +177,7 @@ internal sealed class RedisServer : LocalServer
             ArgumentList =
             {
                 "--port", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
-                "--dir", server.DataPath, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--dir", server.DataPath, "--appendonly", "yes", "--appendfsync", fsyncAlways ? "always" : "everysec", "--save", "",
             },
         };
         await server.StartProcessAsync(start, async () =>

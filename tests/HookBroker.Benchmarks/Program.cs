@@ -46,6 +46,12 @@ foreach (var scenario in scenarios)
     }
 }
 
+if (options.Scenario == "all" && !options.IsRedisEngine)
+{
+    // The scale-out engine's end-to-end figure, next to the embedded engine's (skipped without redis-server).
+    await RunE2eAsync(options with { Engine = "redis" }, lines);
+}
+
 return lines.Any(l => l.Lost > 0) ? 1 : 0;
 
 static string Engine(BenchOptions o) => $"hookbroker-{o.Engine}{(o.Durability == "fsync" ? "-fsync" : string.Empty)}";
@@ -70,14 +76,39 @@ static async Task WarmUpAsync(GrpcChannel channel, TimeSpan warmup)
 static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, string scenario, string engine, string label, int groups, int n, int rate)
 {
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);
+    var redisCpuBefore = broker.Redis is { } redis ? ProcessStats.CpuTime(redis.Pid) : TimeSpan.Zero;
     HookBrokerWorkload.Outcome outcome;
     await using (var rss = new PeakRss(broker.Pid))
+    await using (var redisRss = broker.Redis is { } r ? new PeakRss(r.Pid) : null)
     {
         outcome = await HookBrokerWorkload.RunAsync(channel, label, groups, n, rate);
         var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / ((double)n * groups);
-        return new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
+        var line = new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             .Add("groups", groups.ToString(CultureInfo.InvariantCulture));
+        if (broker.Redis is { } server && redisRss is not null)
+        {
+            // The broker's figures leave out the Redis server it stores in: reported beside them.
+            var redisCpu = (ProcessStats.CpuTime(server.Pid) - redisCpuBefore).TotalMicroseconds / ((double)n * groups);
+            line.Add("redis_rss_mb", redisRss.Peak.ToString("0", CultureInfo.InvariantCulture))
+                .Add("redis_cpu_us_per_event", redisCpu.ToString("0.0", CultureInfo.InvariantCulture));
+        }
+
+        return line;
+    }
+}
+
+// Starts the broker for a scenario; with engine redis and no redis-server installed, prints the scenario as skipped.
+static async Task<BrokerServer?> StartBrokerAsync(BenchOptions o, string scenario)
+{
+    try
+    {
+        return await BrokerServer.StartAsync(o);
+    }
+    catch (System.ComponentModel.Win32Exception) when (o.IsRedisEngine)
+    {
+        Console.WriteLine($"scenario={scenario} engine={Engine(o)} skipped=redis-server-not-installed (apt-get install redis-server)");
+        return null;
     }
 }
 
@@ -88,8 +119,13 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
     var theirs = new List<ResultLine>();
     for (var round = 0; round < rounds; round++)
     {
-        await using (var broker = await BrokerServer.StartAsync(o))
+        await using (var broker = await StartBrokerAsync(o, "e2e"))
         {
+            if (broker is null)
+            {
+                return;
+            }
+
             using var channel = GrpcChannel.ForAddress(broker.Address);
             await WarmUpAsync(channel, o.Warmup);
             var n = o.Rate > 0 ? (int)(o.Rate * o.Duration.TotalSeconds) : o.Events;
@@ -119,7 +155,12 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 
 static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
 {
-    await using var broker = await BrokerServer.StartAsync(o);
+    await using var broker = await StartBrokerAsync(o, "raise");
+    if (broker is null)
+    {
+        return;
+    }
+
     using var channel = GrpcChannel.ForAddress(broker.Address);
     await WarmUpAsync(channel, o.Warmup);
     foreach (var unary in new[] { true, false })
@@ -136,7 +177,12 @@ static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
 
 static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
 {
-    await using var broker = await BrokerServer.StartAsync(o);
+    await using var broker = await StartBrokerAsync(o, "fanout");
+    if (broker is null)
+    {
+        return;
+    }
+
     using var channel = GrpcChannel.ForAddress(broker.Address);
     await WarmUpAsync(channel, o.Warmup);
     Print(lines, await MeasureAsync(broker, channel, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
@@ -144,7 +190,12 @@ static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
 
 static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)
 {
-    await using var broker = await BrokerServer.StartAsync(o);
+    await using var broker = await StartBrokerAsync(o, "subscribers");
+    if (broker is null)
+    {
+        return;
+    }
+
     using var channel = CapacityWorkloads.ManyStreamsChannel(broker.Address);
     var count = o.Smoke ? 200 : 10_000;
     await using var rss = new PeakRss(broker.Pid);
@@ -156,7 +207,12 @@ static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)
 
 static async Task RunBacklogAsync(BenchOptions o, List<ResultLine> lines)
 {
-    await using var broker = await BrokerServer.StartAsync(o);
+    await using var broker = await StartBrokerAsync(o, "backlog");
+    if (broker is null)
+    {
+        return;
+    }
+
     using var channel = GrpcChannel.ForAddress(broker.Address);
     var n = o.Smoke ? 5_000 : 1_000_000;
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);

@@ -12,15 +12,15 @@ namespace HookBroker.Broker.Tests.Storage;
 /// </summary>
 public sealed class RedisHookStoreContractTests : RedisContractTestsBase
 {
-    protected override Task<string> ConfigurationAsync(CancellationToken cancellationToken) =>
-        RedisServerProcess.GetSharedAsync(cancellationToken).ContinueWith(t => t.Result.Configuration, cancellationToken, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+    protected override async Task<string> ConfigurationAsync(CancellationToken cancellationToken) =>
+        (await RedisServerProcess.GetSharedAsync(cancellationToken)).Configuration;
 }
 
 /// <summary>The shared contract against the Redis engine on a real 3-master Redis Cluster (one partition per store).</summary>
 public sealed class RedisClusterHookStoreContractTests : RedisContractTestsBase
 {
-    protected override Task<string> ConfigurationAsync(CancellationToken cancellationToken) =>
-        RedisClusterProcess.GetSharedAsync(cancellationToken).ContinueWith(t => t.Result.Configuration, cancellationToken, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+    protected override async Task<string> ConfigurationAsync(CancellationToken cancellationToken) =>
+        (await RedisClusterProcess.GetSharedAsync(cancellationToken)).Configuration;
 }
 
 /// <summary>What the Redis subclasses share: a key prefix per store, deleted after the test.</summary>

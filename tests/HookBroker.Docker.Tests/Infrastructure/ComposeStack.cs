@@ -48,15 +48,28 @@ internal sealed class ComposeStack : IAsyncDisposable
         throw new InvalidOperationException("unreachable");
     }
 
-    /// <summary>Builds the images and starts every service; <paramref name="variables"/> fill the compose files' ${…}.</summary>
-    public async Task UpAsync(IReadOnlyDictionary<string, string> variables, CancellationToken cancellationToken)
+    /// <summary>The user's stack: docker-compose.yml, with the tests' host-network override.</summary>
+    public static readonly IReadOnlyList<string> DefaultFiles = ["docker-compose.yml", "docker-compose.hostnet.yml"];
+
+    /// <summary>Two broker nodes on Redis: docker-compose.yml + docker-compose.redis.yml, with both host-network overrides.</summary>
+    public static readonly IReadOnlyList<string> RedisFiles =
+        ["docker-compose.yml", "docker-compose.redis.yml", "docker-compose.hostnet.yml", "docker-compose.redis.hostnet.yml"];
+
+    /// <summary>Builds the images and starts every service of <see cref="DefaultFiles"/>; <paramref name="variables"/> fill the compose files' ${…}.</summary>
+    public Task UpAsync(IReadOnlyDictionary<string, string> variables, CancellationToken cancellationToken) =>
+        UpAsync(variables, DefaultFiles, cancellationToken);
+
+    /// <summary>
+    /// Builds the images and starts every service of <paramref name="files"/> (repository-relative, merged in order);
+    /// <paramref name="variables"/> fill the compose files' ${…}.
+    /// </summary>
+    public async Task UpAsync(IReadOnlyDictionary<string, string> variables, IReadOnlyList<string> files, CancellationToken cancellationToken)
     {
         var envFile = Path.Combine(folder.FullName, "compose.env");
         await File.WriteAllLinesAsync(envFile, variables.Select(v => $"{v.Key}={v.Value}"), cancellationToken);
         var root = RepoPaths.Root;
         var config = await RunAsync(
-            ["--env-file", envFile, "--project-directory", root,
-             "-f", Path.Combine(root, "docker-compose.yml"), "-f", Path.Combine(root, "docker-compose.hostnet.yml"), "config"],
+            ["--env-file", envFile, "--project-directory", root, .. files.SelectMany(f => new[] { "-f", Path.Combine(root, f) }), "config"],
             CommandTimeout,
             cancellationToken);
         await File.WriteAllTextAsync(MergedFile, WithoutPublishedPorts(config), cancellationToken);

@@ -7,7 +7,8 @@ namespace HookBroker.Tests.Infrastructure;
 
 /// <summary>
 /// The real broker (src/Broker's build output) as a separate process on free loopback ports, with SQLite storage in a
-/// temporary data directory. Ports and data directory stay the same across <see cref="KillAsync"/>,
+/// temporary data directory, or another engine chosen by its settings (<see cref="RedisSettings"/>; the data
+/// directory is then created but unused). Ports and data directory stay the same across <see cref="KillAsync"/>,
 /// <see cref="StopAsync"/> and <see cref="StartAsync"/>, so a restarted broker reopens the same data. Disposing kills
 /// the process and deletes the data directory.
 /// </summary>
@@ -34,6 +35,33 @@ internal sealed class BrokerProcess : IAsyncDisposable
         DataPath = Directory.CreateTempSubdirectory("hookbroker-test-").FullName;
         var ports = FreePorts.Reserve(2);
         (GrpcPort, HttpPort) = (ports[0], ports[1]);
+    }
+
+    /// <summary>
+    /// Settings that put the broker on the Redis engine: <c>Storage=Redis</c>, <c>Redis:Configuration</c>,
+    /// <c>Redis:KeyPrefix</c> and, when given, <c>Redis:Partitions</c>, plus <paramref name="more"/>. Nodes given the same
+    /// configuration and prefix share one broker state.
+    /// </summary>
+    public static Dictionary<string, string> RedisSettings(
+        string configuration, string keyPrefix, int? partitions = null, IReadOnlyDictionary<string, string>? more = null)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Storage"] = "Redis",
+            ["Redis:Configuration"] = configuration,
+            ["Redis:KeyPrefix"] = keyPrefix,
+        };
+        if (partitions is { } count)
+        {
+            settings["Redis:Partitions"] = count.ToString(CultureInfo.InvariantCulture);
+        }
+
+        foreach (var (key, value) in more ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+
+        return settings;
     }
 
     public int GrpcPort { get; }
