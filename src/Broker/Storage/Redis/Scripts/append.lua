@@ -9,6 +9,15 @@ local count = tonumber(ARGV[6])
 local at = 7
 local results = {}
 local woken = {}
+local known = {}
+local function has_group(g)
+  local v = known[g]
+  if v == nil then
+    v = redis.call('SISMEMBER', GROUPS, g) == 1
+    known[g] = v
+  end
+  return v
+end
 
 for _ = 1, count do
   local label, payload, okey, ikey = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
@@ -38,7 +47,7 @@ for _ = 1, count do
 
   if not result then
     for _, r in ipairs(routed) do
-      if redis.call('SISMEMBER', GROUPS, r[1]) == 1
+      if r[3] ~= '9223372036854775807' and has_group(r[1])
           and redis.call('ZCARD', G(r[1]) .. ':bl') >= tonumber(r[3]) then
         result = { 'F', r[1] }
         break
@@ -54,13 +63,23 @@ for _ = 1, count do
     if source ~= '0' then entry[#entry + 1] = 's'; entry[#entry + 1] = unopt(source) end
     redis.call('XADD', LOG, id .. '-1', unpack(entry))
     result = { 'S', id }
+    local done = {}
     for _, r in ipairs(routed) do
       local g = r[1]
       local d = D(g, id)
-      if redis.call('SISMEMBER', GROUPS, g) == 1 and redis.call('EXISTS', d) == 0 then
-        redis.call('HSET', d, 'l', label, 'a', '0', 'du', '0', 'rt', r[2], 'i', '0', 'st', 'P')
-        if okey ~= '0' then redis.call('HSET', d, 'k', unopt(okey)) end
-        add_to_backlog(g, id)
+      if has_group(g) and not done[g] then
+        done[g] = true
+        if okey ~= '0' then
+          redis.call('HSET', d, 'l', label, 'a', '0', 'du', '0', 'rt', r[2], 'i', '0', 'st', 'P', 'k', unopt(okey))
+          add_to_backlog(g, id)
+        else
+          -- No ordering key: straight into the backlog and the label's ready set.
+          redis.call('HSET', d, 'l', label, 'a', '0', 'du', '0', 'rt', r[2], 'i', '1', 'st', 'P')
+          redis.call('ZADD', G(g) .. ':bl', id, id)
+          redis.call('ZADD', RETAIN, r[2], member(g, id))
+          redis.call('ZADD', G(g) .. ':r:' .. label, id, id)
+          redis.call('SADD', G(g) .. ':rl', label)
+        end
         result[#result + 1] = g
         woken[g] = true
       end

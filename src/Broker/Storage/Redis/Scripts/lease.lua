@@ -47,30 +47,46 @@ end
 table.sort(candidates, function(a, b) return a[1] < b[1] end)
 
 local result = { 'L', '', '0' }
-local leased = 0
 local nownum = tonumber(now)
+local chosen = {}
+local taken = {}
 for _, c in ipairs(candidates) do
-  if leased >= max then break end
+  if #chosen >= max then break end
   local id, label = c[2], c[3]
   local d = D(g, id)
-  unready(g, id, label)
-  local du = redis.call('HGET', d, 'du')
-  if du ~= '0' and tonumber(du) > nownum then
+  local v = redis.call('HMGET', d, 'du', 'a', 'x')
+  taken[label] = taken[label] or {}
+  taken[label][#taken[label] + 1] = id
+  if v[1] ~= '0' and tonumber(v[1]) > nownum then
     -- Promoted by a node with a later clock than this one: not due for this request.
-    redis.call('ZADD', dly, du, id)
+    redis.call('ZADD', dly, v[1], id)
     redis.call('HSET', d, 'i', '2')
   else
+    chosen[#chosen + 1] = { id, tonumber(v[2]) + 1, v[3] }
+  end
+end
+
+-- Out of the ready sets, in one command per label.
+for label, ids in pairs(taken) do
+  local r = G(g) .. ':r:' .. label
+  for i = 1, #ids, 1000 do redis.call('ZREM', r, unpack(ids, i, math.min(i + 999, #ids))) end
+  if redis.call('EXISTS', r) == 0 then redis.call('SREM', G(g) .. ':rl', label) end
+end
+
+if #chosen > 0 then
+  local last = redis.call('HINCRBY', CTR, 'lease', #chosen)
+  redis.call('HINCRBY', INFLIGHT, g, #chosen)
+  for k, c in ipairs(chosen) do
+    local id, attempt = c[1], c[2]
+    local lease_no = fmt(last - #chosen + k)
+    local d = D(g, id)
     redis.call('ZREM', RETAIN, member(g, id))
-    local attempt = redis.call('HINCRBY', d, 'a', 1)
-    local lease_no = redis.call('HINCRBY', CTR, 'lease', 1)
-    redis.call('HSET', d, 'st', 'L', 'i', '0', 'n', fmt(lease_no), 'u', lease_until, 'w', worker, 'o', node)
+    redis.call('HSET', d, 'st', 'L', 'i', '0', 'a', fmt(attempt), 'n', lease_no, 'u', lease_until, 'w', worker, 'o', node)
     redis.call('ZADD', LEASES, lease_until, member(g, id))
-    redis.call('HINCRBY', INFLIGHT, g, 1)
     local elabel, payload, key, source, raised = read_event(g, id)
     local r = result
-    r[#r + 1] = id; r[#r + 1] = fmt(lease_no); r[#r + 1] = fmt(attempt); r[#r + 1] = elabel
+    r[#r + 1] = id; r[#r + 1] = lease_no; r[#r + 1] = fmt(attempt); r[#r + 1] = elabel
     r[#r + 1] = payload; r[#r + 1] = key; r[#r + 1] = source; r[#r + 1] = raised
-    leased = leased + 1
   end
 end
 
