@@ -67,7 +67,7 @@ public sealed class AdminOperations(
             {
                 EventId = DeliveryId.FormatEventId(letter.EventId),
                 Event = letter.Label,
-                Args = payload.Args ?? new Struct(),
+                Args = Struct.Parser.ParseFrom(payload.Args),
                 Attempts = letter.Attempts,
                 LastError = letter.LastError ?? string.Empty,
                 Reason = letter.Reason,

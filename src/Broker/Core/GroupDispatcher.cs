@@ -1,7 +1,5 @@
 using System.Threading.Channels;
-using Google.Protobuf.WellKnownTypes;
 using HookBroker.Broker.Storage;
-using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Logging;
 
 namespace HookBroker.Broker.Core;
@@ -177,7 +175,7 @@ public sealed class GroupDispatcher : IAsyncDisposable
                 continue;
             }
 
-            var deliveries = batch.Deliveries.Select(ToWire).ToList();
+            var deliveries = batch.Deliveries.Select(DeliveryEncoder.Encode).ToList();
             if (!worker.TryAccept(batch.Deliveries, deliveries))
             {
                 // The stream closed between the capacity check and now: hand the leases back at once.
@@ -228,24 +226,5 @@ public sealed class GroupDispatcher : IAsyncDisposable
         }
 
         Wake();
-    }
-
-    private static Delivery ToWire(LeasedEvent lease)
-    {
-        var payload = StoredPayload.Parser.ParseFrom(lease.Payload.Span);
-        var delivery = new Delivery
-        {
-            DeliveryId = DeliveryId.Format(new LeaseRef(lease.EventId, lease.LeaseNo)),
-            EventId = DeliveryId.FormatEventId(lease.EventId),
-            Event = lease.Label,
-            Args = payload.Args ?? new Struct(),
-            Attempt = lease.Attempt,
-            RaisedAt = Timestamp.FromDateTimeOffset(lease.RaisedAt),
-            Source = lease.Source ?? string.Empty,
-            OrderingKey = lease.OrderingKey ?? string.Empty,
-            LeaseExpiresAt = Timestamp.FromDateTimeOffset(lease.LeaseUntil),
-        };
-        delivery.Headers.Add(payload.Headers);
-        return delivery;
     }
 }

@@ -1,5 +1,6 @@
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Storage;
+using HookBroker.Broker.Wire;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Options;
 
@@ -37,7 +38,7 @@ public sealed class RaiseCoordinator(
     private readonly TimeSpan _idempotencyWindow = options.Value.IdempotencyWindow;
 
     /// <summary>Raises one event; throws <see cref="BrokerException"/> when refused.</summary>
-    public async Task<RaiseResponse> RaiseAsync(RaiseRequest request, TimeSpan? timeLeft, CancellationToken cancellationToken)
+    internal async Task<RaiseResponse> RaiseAsync(RawRaiseRequest request, TimeSpan? timeLeft, CancellationToken cancellationToken)
     {
         var stored = (await StoreAsync([request], timeLeft, cancellationToken))[0];
         if (stored.Error is not null)
@@ -49,7 +50,7 @@ public sealed class RaiseCoordinator(
     }
 
     /// <summary>Checks, routes and stores a batch of raises; one result per request, in order.</summary>
-    public async Task<IReadOnlyList<RaiseItemResult>> StoreAsync(IReadOnlyList<RaiseRequest> requests, TimeSpan? timeLeft, CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<RaiseItemResult>> StoreAsync(IReadOnlyList<RawRaiseRequest> requests, TimeSpan? timeLeft, CancellationToken cancellationToken)
     {
         var results = new RaiseItemResult[requests.Count];
         var toStore = new List<NewEvent>(requests.Count);

@@ -2,7 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Storage;
-using HookBroker.Protocol.V1;
+using HookBroker.Broker.Wire;
 using Microsoft.Extensions.Options;
 
 namespace HookBroker.Broker.Core;
@@ -37,28 +37,33 @@ public sealed class RaiseValidator(IOptions<BrokerOptions> options)
     private readonly BrokerOptions _options = options.Value;
 
     /// <summary>Validates <paramref name="request"/>; throws <see cref="BrokerException"/> naming the broken rule.</summary>
-    /// <param name="request">The raise.</param>
+    /// <param name="request">The raise, its args still serialized: they are checked on the wire format and stored as they
+    /// came, never parsed into a Struct.</param>
     /// <param name="timeLeft">Time until the call's deadline, if it has one (wait mode must end before it).</param>
-    public ValidRaise Validate(RaiseRequest request, TimeSpan? timeLeft)
+    internal ValidRaise Validate(RawRaiseRequest request, TimeSpan? timeLeft)
     {
         if (LabelRules.CheckLabel(request.Event) is { } labelProblem)
         {
             throw BrokerException.Invalid(labelProblem);
         }
 
-        var args = request.Args ?? new Struct();
-        var size = args.CalculateSize();
-        if (size > _options.MaxArgsBytes)
+        var args = request.Args;
+        if (args.Length > _options.MaxArgsBytes)
         {
             throw BrokerException.Exhausted(
-                $"args are {size} bytes serialized; the limit is {_options.MaxArgsBytes} bytes (HookBroker:MaxArgsBytes)");
+                $"args are {args.Length} bytes serialized; the limit is {_options.MaxArgsBytes} bytes (HookBroker:MaxArgsBytes)");
         }
 
-        var depth = Depth(args);
-        if (depth > _options.MaxArgsDepth)
+        var shape = StructWireValidator.Inspect(args.Span);
+        if (shape.Problem is { } malformed)
+        {
+            throw BrokerException.Invalid($"args are not a valid google.protobuf.Struct (a JSON object): {malformed}");
+        }
+
+        if (shape.Depth > _options.MaxArgsDepth)
         {
             throw BrokerException.Invalid(
-                $"args are nested {depth} levels deep; the limit is {_options.MaxArgsDepth} (HookBroker:MaxArgsDepth)");
+                $"args are nested {shape.Depth} levels deep; the limit is {_options.MaxArgsDepth} (HookBroker:MaxArgsDepth)");
         }
 
         CheckHeaders(request.Headers);
@@ -130,49 +135,5 @@ public sealed class RaiseValidator(IOptions<BrokerOptions> options)
         }
 
         return timeout;
-    }
-
-    private static int Depth(Struct value)
-    {
-        // Iterative walk: a hostile payload must not be able to overflow the stack.
-        var max = 1;
-        var stack = new Stack<(IMessage Node, int Depth)>();
-        stack.Push((value, 1));
-        while (stack.Count > 0)
-        {
-            var (node, depth) = stack.Pop();
-            max = Math.Max(max, depth);
-            switch (node)
-            {
-                case Struct s:
-                    foreach (var field in s.Fields.Values)
-                    {
-                        PushValue(stack, field, depth);
-                    }
-
-                    break;
-                case ListValue list:
-                    foreach (var item in list.Values)
-                    {
-                        PushValue(stack, item, depth);
-                    }
-
-                    break;
-            }
-        }
-
-        return max;
-    }
-
-    private static void PushValue(Stack<(IMessage Node, int Depth)> stack, Value value, int depth)
-    {
-        if (value.KindCase == Value.KindOneofCase.StructValue)
-        {
-            stack.Push((value.StructValue, depth + 1));
-        }
-        else if (value.KindCase == Value.KindOneofCase.ListValue)
-        {
-            stack.Push((value.ListValue, depth + 1));
-        }
     }
 }

@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Storage;
+using HookBroker.Broker.Wire;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -124,7 +125,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
     }
 
     /// <summary>The message that tells the worker it is subscribed.</summary>
-    public SubscribeResponse Subscribed(WorkerSession session) => new()
+    internal RawSubscribeResponse Subscribed(WorkerSession session) => new()
     {
         Subscribed = new Subscribed
         {

@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using HookBroker.Broker.Storage;
+using HookBroker.Broker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Core;
@@ -19,7 +20,7 @@ public sealed class WorkerSession : IDisposable
 
     private readonly Lock _gate = new();
     private readonly Dictionary<long, HeldLease> _held = [];
-    private readonly List<Delivery> _deliveries = [];
+    private readonly List<RawDelivery> _deliveries = [];
     private readonly List<SettleConfirmation> _confirmations = [];
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _aborted = new();
@@ -96,7 +97,7 @@ public sealed class WorkerSession : IDisposable
     }
 
     /// <summary>Takes new leases and queues their deliveries; false (nothing taken) once the session is closed.</summary>
-    public bool TryAccept(IReadOnlyList<LeasedEvent> leases, IReadOnlyList<Delivery> deliveries)
+    internal bool TryAccept(IReadOnlyList<LeasedEvent> leases, IReadOnlyList<RawDelivery> deliveries)
     {
         lock (_gate)
         {
@@ -175,7 +176,7 @@ public sealed class WorkerSession : IDisposable
     /// The next message to send: everything queued, merged; a heartbeat after <paramref name="heartbeat"/> of silence;
     /// null once the session was aborted.
     /// </summary>
-    public async Task<SubscribeResponse?> NextAsync(TimeSpan heartbeat, TimeProvider time, CancellationToken cancellationToken)
+    internal async Task<RawSubscribeResponse?> NextAsync(TimeSpan heartbeat, TimeProvider time, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -203,7 +204,7 @@ public sealed class WorkerSession : IDisposable
                     return null;
                 }
 
-                return new SubscribeResponse { Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(time.GetUtcNow()) } };
+                return new RawSubscribeResponse { Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(time.GetUtcNow()) } };
             }
         }
     }
@@ -257,7 +258,7 @@ public sealed class WorkerSession : IDisposable
         }
     }
 
-    private SubscribeResponse? TakeQueued()
+    private RawSubscribeResponse? TakeQueued()
     {
         lock (_gate)
         {
@@ -266,7 +267,7 @@ public sealed class WorkerSession : IDisposable
                 return null;
             }
 
-            var message = new SubscribeResponse();
+            var message = new RawSubscribeResponse();
             message.Deliveries.AddRange(_deliveries);
             message.Confirmations.AddRange(_confirmations);
             _deliveries.Clear();

@@ -1,11 +1,12 @@
 using Grpc.Core;
 using HookBroker.Broker.Core;
+using HookBroker.Broker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Services;
 
 /// <summary>The public HookBroker service: thin, it only moves messages between the wire and the core.</summary>
-public sealed class HookBrokerService(
+internal sealed class HookBrokerService(
     RaiseCoordinator raises,
     SubscriptionManager subscriptions,
     GroupRouter router,
@@ -14,7 +15,7 @@ public sealed class HookBrokerService(
     ILogger<HookBrokerService> logger) : HookBrokerBinding.ServiceBase
 {
     /// <inheritdoc />
-    public override async Task<RaiseResponse> Raise(RaiseRequest request, ServerCallContext context)
+    public override async Task<RaiseResponse> Raise(RawRaiseRequest request, ServerCallContext context)
     {
         var stored = (await raises.StoreAsync([request], TimeLeft(context), context.CancellationToken))[0];
         if (stored.Error is not null)
@@ -27,7 +28,7 @@ public sealed class HookBrokerService(
     }
 
     /// <inheritdoc />
-    public override async Task RaiseStream(IAsyncStreamReader<RaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream, ServerCallContext context)
+    public override async Task RaiseStream(IAsyncStreamReader<RawRaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream, ServerCallContext context)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         using var call = new RaiseStreamCall(raises, context, () => TimeLeft(context), logger, stopping.Token);
@@ -63,7 +64,7 @@ public sealed class HookBrokerService(
     }
 
     /// <inheritdoc />
-    public override async Task Subscribe(IAsyncStreamReader<SubscribeRequest> requestStream, IServerStreamWriter<SubscribeResponse> responseStream, ServerCallContext context)
+    public override async Task Subscribe(IAsyncStreamReader<SubscribeRequest> requestStream, IServerStreamWriter<RawSubscribeResponse> responseStream, ServerCallContext context)
     {
         if (!await requestStream.MoveNext(context.CancellationToken))
         {
@@ -99,7 +100,7 @@ public sealed class HookBrokerService(
         }
     }
 
-    private async Task WriteDeliveriesAsync(WorkerSession session, IServerStreamWriter<SubscribeResponse> responseStream, CancellationToken cancellationToken)
+    private async Task WriteDeliveriesAsync(WorkerSession session, IServerStreamWriter<RawSubscribeResponse> responseStream, CancellationToken cancellationToken)
     {
         while (await session.NextAsync(subscriptions.HeartbeatInterval, time, cancellationToken) is { } message)
         {

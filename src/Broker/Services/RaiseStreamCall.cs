@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using HookBroker.Broker.Core;
+using HookBroker.Broker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Services;
@@ -40,7 +41,7 @@ internal sealed partial class RaiseStreamCall : IDisposable
     }
 
     /// <summary>Reads until the client half-closes or the broker stops, then answers everything outstanding.</summary>
-    public async Task RunAsync(IAsyncStreamReader<RaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream)
+    public async Task RunAsync(IAsyncStreamReader<RawRaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream)
     {
         var call = _context.CancellationToken;
         var writer = WriteResultsAsync(responseStream, call);
@@ -77,13 +78,13 @@ internal sealed partial class RaiseStreamCall : IDisposable
         _waitSlots.Dispose();
     }
 
-    private async Task StoreBatchAsync(Google.Protobuf.Collections.RepeatedField<RaiseItem> items)
+    private async Task StoreBatchAsync(Google.Protobuf.Collections.RepeatedField<RawRaiseItem> items)
     {
         var call = _context.CancellationToken;
         IReadOnlyList<RaiseItemResult> stored;
         try
         {
-            stored = await _raises.StoreAsync([.. items.Select(i => i.Raise ?? new RaiseRequest())], _timeLeft(), call);
+            stored = await _raises.StoreAsync([.. items.Select(i => i.Raise ?? new RawRaiseRequest())], _timeLeft(), call);
         }
         catch (Exception ex) when (!call.IsCancellationRequested)
         {

@@ -1,0 +1,33 @@
+using Google.Protobuf.WellKnownTypes;
+using HookBroker.Broker.Wire;
+using HookBroker.Broker.Storage;
+
+namespace HookBroker.Broker.Core;
+
+/// <summary>
+/// Turns a leased event into the delivery a worker receives. The stored args bytes (the serialized Struct, as raised)
+/// are written to the delivery as they are, never parsed.
+/// </summary>
+internal static class DeliveryEncoder
+{
+    /// <summary>The delivery message for <paramref name="lease"/>.</summary>
+    public static RawDelivery Encode(LeasedEvent lease)
+    {
+        var payload = StoredPayload.Parser.ParseFrom(lease.Payload.Span);
+        var delivery = new RawDelivery
+        {
+            DeliveryId = DeliveryId.Format(new LeaseRef(lease.EventId, lease.LeaseNo)),
+            EventId = DeliveryId.FormatEventId(lease.EventId),
+            Event = lease.Label,
+            // Always set, also when empty: an empty object is sent as an empty Struct, as the public message sends it.
+            Args = payload.Args,
+            Attempt = lease.Attempt,
+            RaisedAt = Timestamp.FromDateTimeOffset(lease.RaisedAt),
+            Source = lease.Source ?? string.Empty,
+            OrderingKey = lease.OrderingKey ?? string.Empty,
+            LeaseExpiresAt = Timestamp.FromDateTimeOffset(lease.LeaseUntil),
+        };
+        delivery.Headers.Add(payload.Headers);
+        return delivery;
+    }
+}
