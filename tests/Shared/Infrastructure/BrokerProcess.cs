@@ -142,40 +142,11 @@ internal sealed class BrokerProcess : IAsyncDisposable
     }
 
     /// <summary>SIGKILLs the broker (and anything it started) and waits until it is gone.</summary>
-    public async Task KillAsync(CancellationToken cancellationToken)
-    {
-        if (process is not { HasExited: false } running)
-        {
-            return;
-        }
-
-        running.Kill(entireProcessTree: true);
-        await running.WaitForExitAsync(cancellationToken);
-    }
+    public Task KillAsync(CancellationToken cancellationToken) => Signals.KillAsync(process, cancellationToken);
 
     /// <summary>Sends SIGTERM and waits (30 s at most) for a graceful exit; kills the process and throws if it hangs.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (process is not { HasExited: false } running)
-        {
-            return;
-        }
-
-        await Signals.TerminateAsync(running, "the broker", cancellationToken);
-
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(StopTimeout);
-        try
-        {
-            await running.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            running.Kill(entireProcessTree: true);
-            throw new TimeoutException(
-                $"The broker did not exit within {StopTimeout.TotalSeconds:0} s of SIGTERM (killed).\nBroker output:\n{LogTail}");
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken) =>
+        Signals.StopAsync(process, "the broker", StopTimeout, () => LogTail, cancellationToken);
 
     /// <summary>Stops the broker gracefully (if it runs) and starts it again on the same ports and data.</summary>
     public async Task RestartAsync(CancellationToken cancellationToken)

@@ -205,38 +205,11 @@ internal sealed class RedisServerProcess : IAsyncDisposable
     }
 
     /// <summary>SIGKILLs the server and waits until it is gone (what was not yet written to its append-only file is lost).</summary>
-    public async Task KillAsync(CancellationToken cancellationToken)
-    {
-        if (process is not { HasExited: false } running)
-        {
-            return;
-        }
-
-        running.Kill(entireProcessTree: true);
-        await running.WaitForExitAsync(cancellationToken);
-    }
+    public Task KillAsync(CancellationToken cancellationToken) => Signals.KillAsync(process, cancellationToken);
 
     /// <summary>Sends SIGTERM (redis-server flushes its append-only file and exits) and waits 30 s at most.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (process is not { HasExited: false } running)
-        {
-            return;
-        }
-
-        await Signals.TerminateAsync(running, "redis-server", cancellationToken);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(StopTimeout);
-        try
-        {
-            await running.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            running.Kill(entireProcessTree: true);
-            throw new TimeoutException($"redis-server did not exit within {StopTimeout.TotalSeconds:0} s of SIGTERM (killed).\nRedis log:\n{LogTail}");
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken) =>
+        Signals.StopAsync(process, "redis-server", StopTimeout, () => LogTail, cancellationToken);
 
     /// <summary>
     /// Runs <c>redis-cli -h 127.0.0.1 -p PORT args...</c> and returns its trimmed output; throws (with the server's log)
