@@ -9,22 +9,22 @@ namespace HookBroker.Broker.Storage.Sqlite;
 /// The embedded, durable default engine: one SQLite file in WAL mode (Microsoft.Data.Sqlite), single node.
 /// </summary>
 /// <remarks>
-/// <para>Layout (see <c>SqliteSchema</c>): <c>events</c> holds each event once (payload, label, ordering key) with a
-/// reference count; <c>deliveries</c> holds one row per (group, event) still pending or leased, clustered by
-/// (group, event id), with its state, attempt, lease number and one scheduling time indexed per group and state, so
-/// leasing, retry promotion, next due time and lease expiry are index ranges; <c>dead_letters</c> holds the group's
-/// dead letters; <c>idempotency</c> the raise keys with their window, indexed by expiry. Group ids, patterns and
-/// backlog counts, the next event id and lease number live in memory (loaded at open, persisted in the same
-/// transactions).</para>
+/// <para>Layout (see <c>SqliteSchema</c>): the events form a log, each stored once whatever its fan-out, with the ids of
+/// the groups it went to. Per group, a floor (every event at or below it is finished there) and, above it, blocks of
+/// done and delivered marks; a delivery gets a row of its own only once it leaves the common path (retried, released,
+/// expired, skipped by a lease, redriven). So an event leased and acked in order costs its append, a share of the
+/// marks block written once per lease batch and once per ack batch (the floor is written when it enters another
+/// block of 4,096 ids), and a share of the range deletion of the log behind the slowest group. Leases live in memory
+/// (single node): a restart returns them to pending, counting the attempt. Group ids, patterns, counts, leases, the
+/// next event id and lease number live in memory (rebuilt at open, persisted in the same transactions).</para>
 /// <para>Group commit: every change goes through one writer loop that owns the read-write connection and its
 /// prepared statements. Callers enqueue operations on a bounded channel; the loop takes everything queued (up to
 /// <see cref="SqliteStoreOptions.MaxOperationsPerCommit"/> operations or
 /// <see cref="SqliteStoreOptions.MaxItemsPerCommit"/> items), runs them in one transaction, commits, tells the
 /// listener, then completes the callers. So 64 concurrent raises cost one commit, and a task completes only once its
-/// change is durable. A failed transaction fails every operation of its batch and reloads the in-memory state.
-/// Admin and outcome queries read on a second connection, which WAL lets run beside the writer.</para>
-/// <para>The per-event cost is a row per event plus a row per delivery, both deleted on ack. The log + cursor layout
-/// (DESIGN.md, Storage) can replace <c>deliveries</c> behind this same contract: nothing here exposes rows.</para>
+/// change is durable (an ack included). A failed transaction fails every operation of its batch and rebuilds the
+/// in-memory state from storage, keeping the leases committed before it. Admin and outcome queries read on a second
+/// connection, which WAL lets run beside the writer.</para>
 /// </remarks>
 public sealed class SqliteHookStore : IHookStore
 {
@@ -72,20 +72,22 @@ public sealed class SqliteHookStore : IHookStore
             throw new InvalidOperationException("The SQLite store is already initialized.");
         }
 
-        var connection = SqliteSchema.OpenWriter(_options);
-        var writer = new SqliteWriter(connection);
+        var connection = SqliteSchema.OpenWriter(_options, out var foundVersion);
+        var writer = new SqliteWriter(connection, _options);
         try
         {
             // Single node: leases of a previous process are nobody's now; redeliver them at once.
-            writer.Begin();
-            var recovered = writer.RecoverLeases(now);
-            writer.Commit();
-
+            writer.Open(now);
             _readSide = new SqliteReadSide(SqliteSchema.OpenReader(_options));
             _groups = writer.Snapshot();
             _listener = listener;
             _writer = writer;
-            SqliteStoreLog.Opened(_logger, _options.DatabasePath, _options.Durability, recovered);
+            if (foundVersion is > 0 and < SqliteSchema.Version)
+            {
+                SqliteStoreLog.Migrated(_logger, _options.DatabasePath, foundVersion, SqliteSchema.Version);
+            }
+
+            SqliteStoreLog.Opened(_logger, _options.DatabasePath, _options.Durability, writer.RecoveredLeases);
         }
         catch
         {
@@ -212,10 +214,11 @@ public sealed class SqliteHookStore : IHookStore
     }
 
     /// <inheritdoc />
-    public ValueTask<IReadOnlyList<GroupStats>> GetGroupStatsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<GroupStats>> GetGroupStatsAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
-        ThrowIfNotOpen();
-        return _readSide!.GetGroupStatsAsync(_groups, cancellationToken);
+        // Counts from the writer's memory (leases live only there), the oldest unfinished event from storage.
+        var counts = await EnqueueAsync(w => w.Counts(), 1, cancellationToken);
+        return await _readSide!.GetGroupStatsAsync(counts, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -365,6 +368,16 @@ public sealed class SqliteHookStore : IHookStore
         foreach (var op in batch)
         {
             op.Complete();
+        }
+
+        // After the callers resumed: a bounded step of deleting the log behind the groups, when one is due.
+        try
+        {
+            writer.TrimLog();
+        }
+        catch (Exception exception)
+        {
+            SqliteStoreLog.TrimFailed(_logger, exception);
         }
     }
 

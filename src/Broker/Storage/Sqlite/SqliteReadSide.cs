@@ -14,10 +14,12 @@ internal sealed class SqliteReadSide : IAsyncDisposable
     private readonly SqliteStatement _end;
     private readonly SqliteStatement _delivery;
     private readonly SqliteStatement _deadLetter;
-    private readonly SqliteStatement _backlog;
-    private readonly SqliteStatement _inFlight;
-    private readonly SqliteStatement _deadLetters;
-    private readonly SqliteStatement _oldest;
+    private readonly SqliteStatement _floor;
+    private readonly SqliteStatement _doneBlock;
+    private readonly SqliteStatement _doneBlocks;
+    private readonly SqliteStatement _routed;
+    private readonly SqliteStatement _oldestRow;
+    private readonly SqliteStatement _freshRaisedAt;
     private readonly SqliteStatement _deadLetterPage;
     private bool _disposed;
 
@@ -28,20 +30,19 @@ internal sealed class SqliteReadSide : IAsyncDisposable
         _end = new SqliteStatement(db, "COMMIT");
         _delivery = new SqliteStatement(db, "SELECT attempt, last_error FROM deliveries WHERE group_id = $g AND event_id = $e", "$g", "$e");
         _deadLetter = new SqliteStatement(db, "SELECT attempts, last_error FROM dead_letters WHERE group_id = $g AND event_id = $e", "$g", "$e");
-        _backlog = new SqliteStatement(db, "SELECT count(*) FROM deliveries WHERE group_id = $g", "$g");
-        _inFlight = new SqliteStatement(db, "SELECT count(*) FROM deliveries INDEXED BY deliveries_sched WHERE group_id = $g AND state = 1", "$g");
-        _deadLetters = new SqliteStatement(db, "SELECT count(*) FROM dead_letters WHERE group_id = $g", "$g");
-        _oldest = new SqliteStatement(
-            db,
-            "SELECT min(e.raised_at) FROM deliveries AS d JOIN events AS e ON e.id = d.event_id WHERE d.group_id = $g",
-            "$g");
+        _floor = new SqliteStatement(db, "SELECT floor FROM groups WHERE id = $g", "$g");
+        _doneBlock = new SqliteStatement(db, "SELECT done FROM group_marks WHERE group_id = $g AND block = $b", "$g", "$b");
+        _doneBlocks = new SqliteStatement(db, "SELECT block, done, delivered FROM group_marks WHERE group_id = $g", "$g");
+        _routed = new SqliteStatement(db, "SELECT instr(routes, $t) > 0 FROM events WHERE id = $e", "$t", "$e");
+        _oldestRow = new SqliteStatement(db, "SELECT min(raised_at) FROM deliveries WHERE group_id = $g", "$g");
+        _freshRaisedAt = new SqliteStatement(db, "SELECT id, raised_at FROM events WHERE id > $after AND instr(routes, $t) > 0 ORDER BY id", "$after", "$t");
         _deadLetterPage = new SqliteStatement(
             db,
             """
-            SELECT dl.event_id, e.label, e.payload, e.ordering_key, e.source, e.raised_at, dl.attempts, dl.last_error, dl.reason, dl.dead_at
-            FROM dead_letters AS dl JOIN events AS e ON e.id = dl.event_id
-            WHERE dl.group_id = $g AND dl.event_id > $after
-            ORDER BY dl.event_id
+            SELECT event_id, label, payload, ordering_key, source, raised_at, attempts, last_error, reason, dead_at
+            FROM dead_letters
+            WHERE group_id = $g AND event_id > $after
+            ORDER BY event_id
             LIMIT $n
             """,
             "$g", "$after", "$n");
@@ -69,25 +70,26 @@ internal sealed class SqliteReadSide : IAsyncDisposable
             },
             cancellationToken);
 
-    public ValueTask<IReadOnlyList<GroupStats>> GetGroupStatsAsync(SqliteGroupSnapshot snapshot, CancellationToken cancellationToken) =>
+    /// <summary>The stats of the groups from the writer's counts, with the oldest unfinished event read here.</summary>
+    public ValueTask<IReadOnlyList<GroupStats>> GetGroupStatsAsync(IReadOnlyList<SqliteGroupCounts> counts, CancellationToken cancellationToken) =>
         RunAsync<IReadOnlyList<GroupStats>>(
             () =>
             {
-                var stats = new GroupStats[snapshot.Groups.Count];
+                var stats = new GroupStats[counts.Count];
                 _begin.Execute();
                 try
                 {
                     for (var i = 0; i < stats.Length; i++)
                     {
-                        var (id, record) = snapshot.Groups[i];
-                        var oldest = _oldest.Int64(id);
+                        var c = counts[i];
+                        var oldest = c.Backlog > 0 ? OldestUnfinished(c) : null;
                         stats[i] = new GroupStats(
-                            record.Name,
-                            record.Patterns,
-                            Backlog: _backlog.Int64(id) ?? 0,
-                            InFlight: _inFlight.Int64(id) ?? 0,
-                            DeadLetters: _deadLetters.Int64(id) ?? 0,
-                            OldestUnackedRaisedAt: oldest is { } ticks ? SqliteWriter.Time(ticks) : null);
+                            c.Record.Name,
+                            c.Record.Patterns,
+                            c.Backlog,
+                            c.InFlight,
+                            c.DeadLetters,
+                            oldest is { } ticks ? SqliteWriter.Time(ticks) : null);
                     }
                 }
                 finally
@@ -135,7 +137,7 @@ internal sealed class SqliteReadSide : IAsyncDisposable
             }
 
             _disposed = true;
-            foreach (var statement in new[] { _begin, _end, _delivery, _deadLetter, _backlog, _inFlight, _deadLetters, _oldest, _deadLetterPage })
+            foreach (var statement in new[] { _begin, _end, _delivery, _deadLetter, _floor, _doneBlock, _doneBlocks, _routed, _oldestRow, _freshRaisedAt, _deadLetterPage })
             {
                 statement.Dispose();
             }
@@ -149,11 +151,17 @@ internal sealed class SqliteReadSide : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// An event's state in a group, as stored: its delivery row (failed, or still pending), its dead letter, or — in
+    /// the log — handled at or below the group's floor or with a done mark, pending when the log still routes it
+    /// there, and handled otherwise (never routed there, or the group is gone).
+    /// </summary>
     private OutcomeNotice? Outcome(long eventId, string group, long? groupId)
     {
+        var handled = new OutcomeNotice(eventId, group, OutcomeKind.Handled, 0, null, false);
         if (groupId is not { } id)
         {
-            return new OutcomeNotice(eventId, group, OutcomeKind.Handled, 0, null, false);
+            return handled;
         }
 
         using (var reader = _delivery.Query(id, eventId))
@@ -175,7 +183,55 @@ internal sealed class SqliteReadSide : IAsyncDisposable
             }
         }
 
-        return new OutcomeNotice(eventId, group, OutcomeKind.Handled, 0, null, false);
+        if (_floor.Int64(id) is not { } floor || eventId <= floor)
+        {
+            return handled;
+        }
+
+        if (_doneBlock.Scalar(id, SqliteMarkBlock.NumberOf(eventId)) is byte[] done)
+        {
+            var block = new SqliteMarkBlock(SqliteMarkBlock.NumberOf(eventId));
+            block.Load(done, []);
+            if (block.IsDone(eventId))
+            {
+                return handled;
+            }
+        }
+
+        return _routed.Int64(SqliteRoutes.Token(id), eventId) is 1 ? null : handled;
+    }
+
+    /// <summary>When the oldest unfinished event of the group was raised: its rows, and its log above the floor without a done mark.</summary>
+    private long? OldestUnfinished(SqliteGroupCounts counts)
+    {
+        var oldest = counts.HasRows ? _oldestRow.Int64(counts.Id) : null;
+        if (!counts.HasFresh || _floor.Int64(counts.Id) is not { } floor)
+        {
+            return oldest;
+        }
+
+        var marks = new SqliteGroupMarks();
+        using (var reader = _doneBlocks.Query(counts.Id))
+        {
+            while (reader.Read())
+            {
+                marks.Add(reader.GetInt64(0)).Load(reader.GetFieldValue<byte[]>(1), reader.GetFieldValue<byte[]>(2));
+            }
+        }
+
+        using (var reader = _freshRaisedAt.Query(floor, SqliteRoutes.Token(counts.Id)))
+        {
+            while (reader.Read())
+            {
+                if (!marks.IsDone(reader.GetInt64(0)))
+                {
+                    var raisedAt = reader.GetInt64(1);
+                    oldest = oldest is { } o ? Math.Min(o, raisedAt) : raisedAt;
+                }
+            }
+        }
+
+        return oldest;
     }
 
     private async ValueTask<T> RunAsync<T>(Func<T> query, CancellationToken cancellationToken)

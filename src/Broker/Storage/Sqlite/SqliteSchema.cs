@@ -3,19 +3,33 @@ using Microsoft.Data.Sqlite;
 
 namespace HookBroker.Broker.Storage.Sqlite;
 
-/// <summary>The versioned schema (PRAGMA user_version) and the connection settings of the engine.</summary>
+/// <summary>The versioned schema (PRAGMA user_version), its migrations and the connection settings of the engine.</summary>
 internal static class SqliteSchema
 {
-    public const int Version = 1;
+    /// <summary>Version 2: the event log with per-group floors (version 1 kept a row per event and per delivery).</summary>
+    public const int Version = 2;
 
-    // Times are UTC ticks (INTEGER). Group ids are small integers kept in memory by the writer.
-    // deliveries.state: 0 = ready (due), 1 = leased, 2 = delayed (due at sched: a retry, a released or expired lease,
-    // a redrive). A lease first promotes the group's delayed rows that are due to ready.
-    // deliveries.sched: ready 0 (so the ready set reads in event id order from one index range), leased the lease
-    // end, delayed the due time. One index on (group_id, state, sched, event_id) thus serves leasing, promoting due
-    // retries, the next due time and lease expiry, each as a range scan.
-    // events.refs: deliveries plus dead letters pointing at the event; the row goes when it reaches zero.
-    private const string CreateV1 = """
+    // Times are UTC ticks (INTEGER). Group ids are never reused (AUTOINCREMENT), so a group created later is never
+    // named in the routes of an older event.
+    //
+    // events: the log. Each event once, whatever its fan-out, appended in id order and never updated; `routes` lists the
+    // ids of the groups it went to as ",3,17," (a group finds its events with instr(routes, ',3,')); `retain_until` is
+    // when it expires undelivered, `retain_overrides` ("17=ticks;...") only for routed groups whose retention differs.
+    // Rows are deleted by id range once every group they went to has its floor past them.
+    //
+    // groups.floor: every event of the group at or below it is finished there (acked, dead-lettered, or moved to a
+    // delivery row); it may lag the true floor (it is written when it enters another block), never lead it.
+    // group_marks: per group and block of 4,096 ids from the floor's block up, two bitmaps: `done` (the event left the
+    // log's common path: acked, dead-lettered or given a delivery row) and `delivered` (leased at least once, so a
+    // restart counts the attempt). An event of a group above its floor without a done bit is pending or leased there.
+    // So a batch of acks is made durable by a write per block it touched, not by a write per event.
+    //
+    // deliveries: a row only for a delivery that left the common path: retried (nacked, released, lease expired),
+    // skipped by a lease (another worker's label, or waiting behind its ordering key), leased for long, redriven.
+    // Self-contained (the event's fields copied), so the log can be deleted behind the floors. state: 0 = ready,
+    // 1 = leased, 2 = delayed (due at sched); a lease first promotes the group's due delayed rows to ready.
+    // dead_letters: self-contained too.
+    private const string CreateV2 = """
         CREATE TABLE meta(
             key TEXT PRIMARY KEY,
             value INTEGER NOT NULL) WITHOUT ROWID;
@@ -25,8 +39,18 @@ internal static class SqliteSchema
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL UNIQUE,
             patterns TEXT NOT NULL,
-            created_at INTEGER NOT NULL);
+            created_at INTEGER NOT NULL,
+            floor INTEGER NOT NULL);
 
+        CREATE TABLE idempotency(
+            key TEXT PRIMARY KEY,
+            event_id INTEGER NOT NULL,
+            groups TEXT NOT NULL,
+            expires_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX idempotency_expiry ON idempotency(expires_at);
+        """ + LogTablesV2 + DeliveryTablesV2 + "PRAGMA user_version = 2;";
+
+    private const string LogTablesV2 = """
         CREATE TABLE events(
             id INTEGER PRIMARY KEY,
             label TEXT NOT NULL,
@@ -34,8 +58,20 @@ internal static class SqliteSchema
             ordering_key TEXT,
             source TEXT,
             raised_at INTEGER NOT NULL,
-            refs INTEGER NOT NULL);
+            routes TEXT NOT NULL,
+            retain_until INTEGER NOT NULL,
+            retain_overrides TEXT);
 
+        CREATE TABLE group_marks(
+            group_id INTEGER NOT NULL,
+            block INTEGER NOT NULL,
+            done BLOB NOT NULL,
+            delivered BLOB NOT NULL,
+            PRIMARY KEY(group_id, block)) WITHOUT ROWID;
+
+        """;
+
+    private const string DeliveryTablesV2 = """
         CREATE TABLE deliveries(
             group_id INTEGER NOT NULL,
             event_id INTEGER NOT NULL,
@@ -46,7 +82,11 @@ internal static class SqliteSchema
             last_error TEXT,
             retain_until INTEGER NOT NULL,
             ordering_key TEXT,
-            PRIMARY KEY(group_id, event_id)) WITHOUT ROWID;
+            label TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            source TEXT,
+            raised_at INTEGER NOT NULL,
+            PRIMARY KEY(group_id, event_id));
         CREATE INDEX deliveries_sched ON deliveries(group_id, state, sched, event_id);
         CREATE INDEX deliveries_retain ON deliveries(retain_until);
         CREATE INDEX deliveries_okey ON deliveries(group_id, ordering_key, event_id) WHERE ordering_key IS NOT NULL;
@@ -58,19 +98,45 @@ internal static class SqliteSchema
             last_error TEXT,
             reason TEXT NOT NULL,
             dead_at INTEGER NOT NULL,
-            PRIMARY KEY(group_id, event_id)) WITHOUT ROWID;
+            label TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            ordering_key TEXT,
+            source TEXT,
+            raised_at INTEGER NOT NULL,
+            PRIMARY KEY(group_id, event_id));
 
-        CREATE TABLE idempotency(
-            key TEXT PRIMARY KEY,
-            event_id INTEGER NOT NULL,
-            groups TEXT NOT NULL,
-            expires_at INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE INDEX idempotency_expiry ON idempotency(expires_at);
-
-        PRAGMA user_version = 1;
         """;
 
-    public static SqliteConnection OpenWriter(SqliteStoreOptions options)
+    // Version 1 kept every pending delivery as a row joined to a shared events row. Each becomes a version 2 delivery
+    // row (its event's fields copied in), dead letters likewise; the log starts empty with every floor at the newest
+    // id, so nothing is delivered twice or lost. Leased rows stay leased here; opening returns them to pending.
+    private const string MigrateV1 = """
+        ALTER TABLE deliveries RENAME TO deliveries_v1;
+        ALTER TABLE dead_letters RENAME TO dead_letters_v1;
+        ALTER TABLE events RENAME TO events_v1;
+        DROP INDEX deliveries_sched;
+        DROP INDEX deliveries_retain;
+        DROP INDEX deliveries_okey;
+        """ + LogTablesV2 + DeliveryTablesV2 + """
+        INSERT INTO deliveries(group_id, event_id, state, sched, lease_no, attempt, last_error, retain_until, ordering_key, label, payload, source, raised_at)
+            SELECT d.group_id, d.event_id, d.state, d.sched, d.lease_no, d.attempt, d.last_error, d.retain_until, e.ordering_key, e.label, e.payload, e.source, e.raised_at
+            FROM deliveries_v1 AS d JOIN events_v1 AS e ON e.id = d.event_id;
+        INSERT INTO dead_letters(group_id, event_id, attempts, last_error, reason, dead_at, label, payload, ordering_key, source, raised_at)
+            SELECT dl.group_id, dl.event_id, dl.attempts, dl.last_error, dl.reason, dl.dead_at, e.label, e.payload, e.ordering_key, e.source, e.raised_at
+            FROM dead_letters_v1 AS dl JOIN events_v1 AS e ON e.id = dl.event_id;
+        DROP TABLE deliveries_v1;
+        DROP TABLE dead_letters_v1;
+        DROP TABLE events_v1;
+        ALTER TABLE groups ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
+        UPDATE groups SET floor = (SELECT value - 1 FROM meta WHERE key = 'next_event_id');
+        PRAGMA user_version = 2;
+        """;
+
+    /// <summary>
+    /// Opens the read-write connection, switches to WAL with the durability's synchronous mode, and creates or migrates
+    /// the schema. Returns the schema version the file had (0 for a new file).
+    /// </summary>
+    public static SqliteConnection OpenWriter(SqliteStoreOptions options, out int foundVersion)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(options.DatabasePath)!);
         var connection = Open(options, SqliteOpenMode.ReadWriteCreate);
@@ -84,7 +150,7 @@ internal static class SqliteSchema
 
             var synchronous = options.Durability == Durability.Fsync ? "FULL" : "NORMAL";
             Execute(connection, $"PRAGMA synchronous = {synchronous}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{options.CacheSizeKiB.ToString(CultureInfo.InvariantCulture)};");
-            Migrate(connection, options.DatabasePath);
+            foundVersion = Migrate(connection, options.DatabasePath);
             return connection;
         }
         catch
@@ -125,28 +191,30 @@ internal static class SqliteSchema
         return connection;
     }
 
-    private static void Migrate(SqliteConnection connection, string path)
+    private static int Migrate(SqliteConnection connection, string path)
     {
         var version = Convert.ToInt32(Scalar(connection, "PRAGMA user_version;"), CultureInfo.InvariantCulture);
         if (version == Version)
         {
-            return;
+            return version;
         }
 
         if (version > Version)
         {
-            throw new InvalidOperationException($"SQLite database '{path}' has schema version {version}; this broker knows up to {Version}. Use a newer broker.");
+            throw new InvalidOperationException(
+                $"SQLite database '{path}' has schema version {version}; this broker knows up to {Version}. Use a newer broker.");
         }
 
         using var transaction = connection.BeginTransaction();
         using (var command = connection.CreateCommand())
         {
             command.Transaction = transaction;
-            command.CommandText = CreateV1;
+            command.CommandText = version == 0 ? CreateV2 : MigrateV1;
             command.ExecuteNonQuery();
         }
 
         transaction.Commit();
+        return version;
     }
 
     private static void Execute(SqliteConnection connection, string sql)

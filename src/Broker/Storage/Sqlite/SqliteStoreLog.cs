@@ -13,6 +13,12 @@ internal static partial class SqliteStoreLog
     [LoggerMessage(EventId = 3003, Level = LogLevel.Critical, Message = "SQLite store could not recover after a failed batch")]
     public static partial void RecoveryFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "SQLite store at {Path} migrated from schema version {From} to {To} (pending deliveries kept as rows of their own)")]
+    public static partial void Migrated(ILogger logger, string path, int from, int to);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "SQLite store could not delete a step of the event log (retried after the next batch)")]
+    public static partial void TrimFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The storage listener threw while being told about committed changes")]
     public static partial void ListenerFailed(ILogger logger, Exception exception);
 }

@@ -29,6 +29,39 @@ public sealed class SqliteStoreOptions
     /// <summary>SQLite page cache of the writer connection, in KiB. Default 32,768 (32 MiB).</summary>
     public int CacheSizeKiB { get; set; } = 32 * 1024;
 
+    /// <summary>
+    /// A lease passes over at most this many events it cannot take (another worker's label, waiting behind an ordering
+    /// key), giving each a delivery row, before it returns and lets the dispatcher call again. Default 1,024.
+    /// </summary>
+    internal int MaxRowsPerLease { get; set; } = 1024;
+
+    /// <summary>
+    /// A fresh lease holding its group's floor more than this many event ids behind the newest event gets a delivery
+    /// row of its own, so the log and the marks behind it can go. Default 1,048,576.
+    /// </summary>
+    internal long MaxLeaseFloorLag { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// The log is trimmed after this many appended events (and at every housekeeping pass), in small steps between
+    /// batches so none waits long behind one. Default 1,024.
+    /// </summary>
+    internal int TrimEveryEvents { get; set; } = 1024;
+
+    /// <summary>One trim step deletes at most this many event ids' worth of the log. Default 16,384.</summary>
+    internal int MaxTrimRows { get; set; } = 16_384;
+
+    /// <summary>
+    /// A group whose floor is more than this many event ids behind the newest event is a laggard: the log's deletion
+    /// steps around its events instead of waiting for it. Default 65,536.
+    /// </summary>
+    internal long LaggardDistance { get; set; } = 1 << 16;
+
+    /// <summary>
+    /// The stored next event id and lease number run this far ahead of the ones handed out, so most commits need not
+    /// write them; a restart skips the ids reserved but unused. Default 4,096.
+    /// </summary>
+    internal long ReservedIds { get; set; } = 4096;
+
     /// <summary>The full path of the database file.</summary>
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataPath, FileName));
 
@@ -52,6 +85,11 @@ public sealed class SqliteStoreOptions
         if (QueueCapacity < 1 || MaxOperationsPerCommit < 1 || MaxItemsPerCommit < 1 || CacheSizeKiB < 0)
         {
             throw new ArgumentException("SqliteStoreOptions queue and batch sizes must be positive.", nameof(QueueCapacity));
+        }
+
+        if (MaxRowsPerLease < 1 || MaxLeaseFloorLag < 1 || TrimEveryEvents < 1 || MaxTrimRows < 1 || LaggardDistance < 0 || ReservedIds < 0)
+        {
+            throw new ArgumentException("SqliteStoreOptions log limits must be positive.", nameof(MaxTrimRows));
         }
     }
 }

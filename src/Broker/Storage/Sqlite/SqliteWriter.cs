@@ -1,30 +1,42 @@
-using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
 
 namespace HookBroker.Broker.Storage.Sqlite;
 
 /// <summary>
-/// The single writer: owns the read-write connection, its prepared statements and the in-memory state (group ids,
-/// patterns and backlog counts; the next event id and lease number). Only the writer loop of
+/// The single writer: owns the read-write connection, its prepared statements and the in-memory state (groups with
+/// their floors, scan positions, leases and counts; the next event id and lease number). Only the writer loop of
 /// <see cref="SqliteHookStore"/> calls it, one batch at a time, between <see cref="Begin"/> and <see cref="Commit"/>;
 /// the operations record what the listener must hear, which the store reports once the batch is committed.
 /// </summary>
+/// <remarks>
+/// <para>The common path of an event costs one row: appended to the log (whatever its fan-out), leased by reading the
+/// log from the group's scan position (the lease lives in memory; a delivered mark makes a restart count the attempt),
+/// acked by a done mark in the group's block of 4,096 ids. A batch writes each block it changed once; the floor is
+/// written when it enters another block. Anything else gives the delivery a row of its own in <c>deliveries</c> (see
+/// <see cref="SqliteSchema"/>), handled there as version 1 handled every delivery.</para>
+/// </remarks>
 internal sealed class SqliteWriter : IDisposable
 {
     private const string LeaseExpiredError = "lease expired";
     private const string RetentionExpiredError = "expired: retention passed before delivery";
-    private const int LeaseScanChunk = 256;
+    private const int ScanChunk = 512;
 
     private readonly SqliteConnection _db;
+    private readonly SqliteStoreOptions _options;
     private readonly List<SqliteStatement> _statements = [];
     private readonly Dictionary<string, SqliteGroupState> _groupsByName = new(StringComparer.Ordinal);
     private readonly Dictionary<long, SqliteGroupState> _groupsById = [];
     private readonly List<(SqliteGroupState Group, long RetainUntil)> _routeScratch = [];
+    private readonly List<SqliteLeaseChange> _leaseChanges = [];
+    private readonly List<SqliteGroupState> _touched = [];
+    private readonly SqliteLogTrimmer _trimmer;
 
     private long _nextEventId;
     private long _nextLeaseNo;
     private long _savedEventId;
     private long _savedLeaseNo;
+    private long _trimmedAtHead;
+    private bool _trimRequested;
 
     private readonly SqliteStatement _begin;
     private readonly SqliteStatement _commit;
@@ -32,69 +44,79 @@ internal sealed class SqliteWriter : IDisposable
     private readonly SqliteStatement _saveCounter;
     private readonly SqliteStatement _insertGroup;
     private readonly SqliteStatement _updateGroupPatterns;
-    private readonly SqliteStatement _deleteGroupEventRefs;
-    private readonly SqliteStatement _deleteGroupOrphanEvents;
-    private readonly SqliteStatement _deleteGroupDeliveries;
+    private readonly SqliteStatement _saveFloor;
+    private readonly SqliteStatement _saveMarks;
+    private readonly SqliteStatement _dropMarksBelow;
+    private readonly SqliteStatement _deleteGroupMarks;
+    private readonly SqliteStatement _deleteGroupRows;
     private readonly SqliteStatement _deleteGroupDeadLetters;
     private readonly SqliteStatement _deleteGroup;
-    private readonly SqliteStatement _findKey;
-    private readonly SqliteStatement _putKey;
-    private readonly SqliteStatement _insertEvent;
-    private readonly SqliteStatement _insertDelivery;
-    private readonly SqliteStatement _promoteDue;
-    private readonly SqliteStatement _leaseCandidates;
-    private readonly SqliteStatement _markLeased;
-    private readonly SqliteStatement _nextDue;
-    private readonly SqliteStatement _ackLease;
-    private readonly SqliteStatement _extendLease;
-    private readonly SqliteStatement _currentLease;
-    private readonly SqliteStatement _setDelayed;
-    private readonly SqliteStatement _insertDeadLetter;
-    private readonly SqliteStatement _deleteDelivery;
-    private readonly SqliteStatement _deleteEventIfLastRef;
-    private readonly SqliteStatement _dropEventRef;
-    private readonly SqliteStatement _expiredLeases;
-    private readonly SqliteStatement _retentionPassed;
+    private readonly SqliteRawStatement _findKey;
+    private readonly SqliteRawStatement _putKey;
     private readonly SqliteStatement _forgetKeys;
+    private readonly SqliteRawStatement _insertEvent;
+    private readonly SqliteRawStatement _scanLog;
+    private readonly SqliteLabelCache _labels = new();
+    private readonly SqliteStatement _scanRetention;
+    private readonly SqliteStatement _rowFromEvent;
+    private readonly SqliteStatement _promoteDue;
+    private readonly SqliteStatement _readyRows;
+    private readonly SqliteStatement _markRowLeased;
+    private readonly SqliteStatement _nextDue;
+    private readonly SqliteStatement _earlierRowOfKey;
+    private readonly SqliteStatement _delayRow;
+    private readonly SqliteStatement _deleteRow;
+    private readonly SqliteStatement _deadFromEvent;
+    private readonly SqliteStatement _deadFromRow;
+    private readonly SqliteStatement _rowsPastRetention;
     private readonly SqliteStatement _redriveOne;
     private readonly SqliteStatement _redriveAll;
     private readonly SqliteStatement _deleteDeadLetter;
-    private readonly SqliteStatement _recoverLeases;
 
-    public SqliteWriter(SqliteConnection db)
+    public SqliteWriter(SqliteConnection db, SqliteStoreOptions options)
     {
         _db = db;
+        _options = options;
         _begin = Prepare("BEGIN IMMEDIATE");
         _commit = Prepare("COMMIT");
         _rollback = Prepare("ROLLBACK");
         _saveCounter = Prepare("UPDATE meta SET value = $v WHERE key = $k", "$v", "$k");
 
-        _insertGroup = Prepare("INSERT INTO groups(name, patterns, created_at) VALUES ($n, $p, $t) RETURNING id", "$n", "$p", "$t");
+        _insertGroup = Prepare("INSERT INTO groups(name, patterns, created_at, floor) VALUES ($n, $p, $t, $f) RETURNING id", "$n", "$p", "$t", "$f");
         _updateGroupPatterns = Prepare("UPDATE groups SET patterns = $p WHERE id = $g", "$p", "$g");
-        const string groupEventIds = "SELECT event_id FROM deliveries WHERE group_id = $g UNION ALL SELECT event_id FROM dead_letters WHERE group_id = $g";
-        _deleteGroupEventRefs = Prepare($"UPDATE events SET refs = refs - 1 WHERE id IN ({groupEventIds})", "$g");
-        _deleteGroupOrphanEvents = Prepare($"DELETE FROM events WHERE refs <= 0 AND id IN ({groupEventIds})", "$g");
-        _deleteGroupDeliveries = Prepare("DELETE FROM deliveries WHERE group_id = $g", "$g");
+        _saveFloor = Prepare("UPDATE groups SET floor = $f WHERE id = $g", "$f", "$g");
+        _saveMarks = Prepare("INSERT OR REPLACE INTO group_marks(group_id, block, done, delivered) VALUES ($g, $b, $d, $l)", "$g", "$b", "$d", "$l");
+        _dropMarksBelow = Prepare("DELETE FROM group_marks WHERE group_id = $g AND block < $b", "$g", "$b");
+        _deleteGroupMarks = Prepare("DELETE FROM group_marks WHERE group_id = $g", "$g");
+        _deleteGroupRows = Prepare("DELETE FROM deliveries WHERE group_id = $g", "$g");
         _deleteGroupDeadLetters = Prepare("DELETE FROM dead_letters WHERE group_id = $g", "$g");
         _deleteGroup = Prepare("DELETE FROM groups WHERE id = $g", "$g");
 
-        _findKey = Prepare("SELECT event_id, groups, expires_at FROM idempotency WHERE key = $k", "$k");
-        _putKey = Prepare("INSERT OR REPLACE INTO idempotency(key, event_id, groups, expires_at) VALUES ($k, $e, $gs, $x)", "$k", "$e", "$gs", "$x");
-        _insertEvent = Prepare(
-            "INSERT INTO events(id, label, payload, ordering_key, source, raised_at, refs) VALUES ($e, $l, $p, $o, $s, $r, $n)",
-            "$e", "$l", "$p", "$o", "$s", "$r", "$n");
-        _insertDelivery = Prepare(
-            "INSERT INTO deliveries(group_id, event_id, state, sched, lease_no, attempt, last_error, retain_until, ordering_key) VALUES ($g, $e, 0, 0, 0, 0, NULL, $ru, $o)",
-            "$g", "$e", "$ru", "$o");
+        _findKey = new SqliteRawStatement(db, "SELECT event_id, groups, expires_at FROM idempotency WHERE key = ?1");
+        _putKey = new SqliteRawStatement(db, "INSERT OR REPLACE INTO idempotency(key, event_id, groups, expires_at) VALUES (?1, ?2, ?3, ?4)");
+        _forgetKeys = Prepare(
+            "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency INDEXED BY idempotency_expiry WHERE expires_at <= $now ORDER BY expires_at LIMIT $n)",
+            "$now", "$n");
 
-        _promoteDue = Prepare(
-            "UPDATE deliveries SET state = 0, sched = 0 WHERE group_id = $g AND state = 2 AND sched <= $now",
-            "$g", "$now");
-        _leaseCandidates = Prepare(
+        _insertEvent = new SqliteRawStatement(
+            db,
+            "INSERT INTO events(id, label, payload, ordering_key, source, raised_at, routes, retain_until, retain_overrides) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+        _scanLog = new SqliteRawStatement(
+            db,
+            "SELECT id, label, payload, ordering_key, source, raised_at, retain_until, retain_overrides FROM events WHERE id > ?1 AND instr(routes, ?2) > 0 ORDER BY id LIMIT ?3");
+        _scanRetention = Prepare(
+            "SELECT id, retain_until, retain_overrides FROM events WHERE id > $after AND instr(routes, $t) > 0 ORDER BY id LIMIT $n",
+            "$after", "$t", "$n");
+
+        const string rowColumns = "group_id, event_id, state, sched, lease_no, attempt, last_error, retain_until, ordering_key, label, payload, source, raised_at";
+        _rowFromEvent = Prepare(
+            $"INSERT INTO deliveries({rowColumns}) SELECT $g, id, $st, $sched, $ln, $a, $err, $ru, ordering_key, label, payload, source, raised_at FROM events WHERE id = $e",
+            "$g", "$st", "$sched", "$ln", "$a", "$err", "$ru", "$e");
+        _promoteDue = Prepare("UPDATE deliveries SET state = 0, sched = 0 WHERE group_id = $g AND state = 2 AND sched <= $now", "$g", "$now");
+        _readyRows = Prepare(
             """
-            SELECT d.event_id, d.attempt, d.ordering_key, e.label, e.payload, e.source, e.raised_at
+            SELECT d.event_id, d.attempt, d.ordering_key, d.label, d.payload, d.source, d.raised_at, d.retain_until
             FROM deliveries AS d INDEXED BY deliveries_sched
-            JOIN events AS e ON e.id = d.event_id
             WHERE d.group_id = $g AND d.state = 0 AND d.sched = 0 AND d.event_id > $after
               AND (d.ordering_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM deliveries AS k INDEXED BY deliveries_okey
@@ -103,48 +125,33 @@ internal sealed class SqliteWriter : IDisposable
             LIMIT $n
             """,
             "$g", "$after", "$n");
-        _markLeased = Prepare(
+        _markRowLeased = Prepare(
             "UPDATE deliveries SET state = 1, sched = $lu, lease_no = $ln, attempt = $a WHERE group_id = $g AND event_id = $e",
             "$lu", "$ln", "$a", "$g", "$e");
-        _nextDue = Prepare(
-            "SELECT sched FROM deliveries INDEXED BY deliveries_sched WHERE group_id = $g AND state = 2 ORDER BY sched LIMIT 1",
-            "$g");
+        _nextDue = Prepare("SELECT sched FROM deliveries INDEXED BY deliveries_sched WHERE group_id = $g AND state = 2 ORDER BY sched LIMIT 1", "$g");
+        _earlierRowOfKey = Prepare(
+            "SELECT 1 FROM deliveries INDEXED BY deliveries_okey WHERE group_id = $g AND ordering_key = $k AND event_id < $e LIMIT 1",
+            "$g", "$k", "$e");
+        _delayRow = Prepare("UPDATE deliveries SET state = 2, sched = $due, last_error = $err WHERE group_id = $g AND event_id = $e", "$due", "$err", "$g", "$e");
+        _deleteRow = Prepare("DELETE FROM deliveries WHERE group_id = $g AND event_id = $e", "$g", "$e");
 
-        const string isCurrentLease = "group_id = $g AND event_id = $e AND state = 1 AND lease_no = $ln AND sched > $now";
-        _ackLease = Prepare($"DELETE FROM deliveries WHERE {isCurrentLease} RETURNING attempt", "$g", "$e", "$ln", "$now");
-        _extendLease = Prepare($"UPDATE deliveries SET sched = $until WHERE {isCurrentLease}", "$until", "$g", "$e", "$ln", "$now");
-        _currentLease = Prepare($"SELECT attempt FROM deliveries WHERE {isCurrentLease}", "$g", "$e", "$ln", "$now");
-        _setDelayed = Prepare(
-            "UPDATE deliveries SET state = 2, sched = $due, last_error = $err WHERE group_id = $g AND event_id = $e",
-            "$due", "$err", "$g", "$e");
-        _insertDeadLetter = Prepare(
-            "INSERT INTO dead_letters(group_id, event_id, attempts, last_error, reason, dead_at) VALUES ($g, $e, $a, $err, $why, $t)",
-            "$g", "$e", "$a", "$err", "$why", "$t");
-        _deleteDelivery = Prepare("DELETE FROM deliveries WHERE group_id = $g AND event_id = $e", "$g", "$e");
-        _deleteEventIfLastRef = Prepare("DELETE FROM events WHERE id = $e AND refs <= 1", "$e");
-        _dropEventRef = Prepare("UPDATE events SET refs = refs - 1 WHERE id = $e", "$e");
-
-        _expiredLeases = Prepare(
-            "SELECT event_id, lease_no, attempt FROM deliveries INDEXED BY deliveries_sched WHERE group_id = $g AND state = 1 AND sched <= $now ORDER BY sched LIMIT $n",
-            "$g", "$now", "$n");
-        _retentionPassed = Prepare(
+        const string deadColumns = "group_id, event_id, attempts, last_error, reason, dead_at, label, payload, ordering_key, source, raised_at";
+        _deadFromEvent = Prepare(
+            $"INSERT INTO dead_letters({deadColumns}) SELECT $g, id, $a, $err, $why, $t, label, payload, ordering_key, source, raised_at FROM events WHERE id = $e",
+            "$g", "$a", "$err", "$why", "$t", "$e");
+        _deadFromRow = Prepare(
+            $"INSERT INTO dead_letters({deadColumns}) SELECT group_id, event_id, $a, $err, $why, $t, label, payload, ordering_key, source, raised_at FROM deliveries WHERE group_id = $g AND event_id = $e",
+            "$a", "$err", "$why", "$t", "$g", "$e");
+        _rowsPastRetention = Prepare(
             "SELECT group_id, event_id, attempt FROM deliveries INDEXED BY deliveries_retain WHERE retain_until <= $now AND state <> 1 ORDER BY retain_until LIMIT $n",
             "$now", "$n");
-        _forgetKeys = Prepare(
-            "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency INDEXED BY idempotency_expiry WHERE expires_at <= $now ORDER BY expires_at LIMIT $n)",
-            "$now", "$n");
 
-        const string redrive = """
-            INSERT INTO deliveries(group_id, event_id, state, sched, lease_no, attempt, last_error, retain_until, ordering_key)
-            SELECT dl.group_id, dl.event_id, 2, $due, 0, 0, NULL, $ru, e.ordering_key
-            FROM dead_letters AS dl JOIN events AS e ON e.id = dl.event_id
-            """;
-        _redriveOne = Prepare($"{redrive} WHERE dl.group_id = $g AND dl.event_id = $e", "$due", "$ru", "$g", "$e");
-        _redriveAll = Prepare($"{redrive} WHERE dl.group_id = $g", "$due", "$ru", "$g");
+        const string redrive = $"INSERT INTO deliveries({rowColumns}) SELECT group_id, event_id, 2, $due, 0, 0, NULL, $ru, ordering_key, label, payload, source, raised_at FROM dead_letters";
+        _redriveOne = Prepare($"{redrive} WHERE group_id = $g AND event_id = $e", "$due", "$ru", "$g", "$e");
+        _redriveAll = Prepare($"{redrive} WHERE group_id = $g", "$due", "$ru", "$g");
         _deleteDeadLetter = Prepare("DELETE FROM dead_letters WHERE group_id = $g AND event_id = $e", "$g", "$e");
-        _recoverLeases = Prepare("UPDATE deliveries SET state = 2, sched = $now WHERE group_id = $g AND state = 1", "$now", "$g");
 
-        LoadState();
+        _trimmer = new SqliteLogTrimmer(db, options.MaxTrimRows, options.LaggardDistance);
     }
 
     /// <summary>Groups whose workers may have new deliveries after this batch.</summary>
@@ -156,43 +163,132 @@ internal sealed class SqliteWriter : IDisposable
     /// <summary>True when a group or its patterns changed in this batch.</summary>
     public bool GroupsChanged { get; private set; }
 
+    /// <summary>Leases the previous process left, returned to pending at open.</summary>
+    public int RecoveredLeases { get; private set; }
+
+    /// <summary>Opens: rebuilds the state from storage, the previous process's leases returned to pending at <paramref name="now"/>.</summary>
+    public void Open(DateTimeOffset now)
+    {
+        Begin();
+        Load(reopening: true, now.UtcTicks);
+        Commit();
+    }
+
     public void Begin()
     {
         AvailableGroups.Clear();
         Outcomes.Clear();
+        _leaseChanges.Clear();
+        ClearTouched();
         GroupsChanged = false;
         _begin.Execute();
     }
 
     public void Commit()
     {
-        if (_nextEventId != _savedEventId)
+        var head = _nextEventId - 1;
+        foreach (var group in _touched)
         {
-            _saveCounter.Execute(_nextEventId, "next_event_id");
+            group.Touched = false;
+            if (_groupsById.TryGetValue(group.Id, out var current) && ReferenceEquals(current, group))
+            {
+                SaveGroup(group, head);
+            }
         }
 
-        if (_nextLeaseNo != _savedLeaseNo)
+        _touched.Clear();
+
+        // The stored counters are bounds reserved ahead (every id handed out is below them), so most commits skip
+        // writing them; a restart continues from the bound, past the ids a crash left unused.
+        var reservedEventId = _nextEventId > _savedEventId ? _nextEventId + _options.ReservedIds : _savedEventId;
+        if (reservedEventId != _savedEventId)
         {
-            _saveCounter.Execute(_nextLeaseNo, "next_lease_no");
+            _saveCounter.Execute(reservedEventId, "next_event_id");
+        }
+
+        var reservedLeaseNo = _nextLeaseNo > _savedLeaseNo ? _nextLeaseNo + _options.ReservedIds : _savedLeaseNo;
+        if (reservedLeaseNo != _savedLeaseNo)
+        {
+            _saveCounter.Execute(reservedLeaseNo, "next_lease_no");
         }
 
         _commit.Execute();
-        _savedEventId = _nextEventId;
-        _savedLeaseNo = _nextLeaseNo;
+        _savedEventId = reservedEventId;
+        _savedLeaseNo = reservedLeaseNo;
     }
 
-    /// <summary>After a failed batch: rolls back what is left of the transaction and reloads the in-memory state.</summary>
+    /// <summary>
+    /// After a failed batch: rolls back what is left of the transaction and rebuilds the state from storage, keeping
+    /// the leases committed before the batch (their holders still work on them).
+    /// </summary>
     public void Recover()
     {
         AvailableGroups.Clear();
         Outcomes.Clear();
+        ClearTouched();
         if (SQLitePCL.raw.sqlite3_get_autocommit(_db.Handle) == 0)
         {
             _rollback.Execute();
         }
 
-        LoadState();
+        var committed = CommittedLeases();
+        _begin.Execute();
+        try
+        {
+            Load(reopening: false, 0);
+            foreach (var (groupId, lease) in committed.OrderBy(c => c.Lease.EventId))
+            {
+                if (_groupsById.TryGetValue(groupId, out var group))
+                {
+                    group.AddLease(lease);
+                }
+            }
+
+            Commit();
+        }
+        catch
+        {
+            if (SQLitePCL.raw.sqlite3_get_autocommit(_db.Handle) == 0)
+            {
+                _rollback.Execute();
+            }
+
+            throw;
+        }
+
         GroupsChanged = true;
+    }
+
+    /// <summary>
+    /// Deletes a bounded step of the log behind the groups' floors, in its own transaction, when one is due: enough
+    /// was appended since the last step, housekeeping ran, or the last step left more to do.
+    /// </summary>
+    public void TrimLog()
+    {
+        var head = _nextEventId - 1;
+        if (!_trimRequested && head - _trimmedAtHead < _options.TrimEveryEvents)
+        {
+            return;
+        }
+
+        _trimmedAtHead = head;
+        _trimRequested = false;
+        _begin.Execute();
+        try
+        {
+            _trimRequested = _trimmer.Step(_groupsById.Values, head);
+            _commit.Execute();
+        }
+        catch
+        {
+            if (SQLitePCL.raw.sqlite3_get_autocommit(_db.Handle) == 0)
+            {
+                _rollback.Execute();
+            }
+
+            _trimmer.Reset();
+            throw;
+        }
     }
 
     public SqliteGroupSnapshot Snapshot()
@@ -206,16 +302,16 @@ internal sealed class SqliteWriter : IDisposable
         return new SqliteGroupSnapshot(groups);
     }
 
-    /// <summary>At open: leases left by a previous process go back to pending due now (attempt kept). Returns how many.</summary>
-    public int RecoverLeases(DateTimeOffset now)
+    /// <summary>The counts of every group (leases live only here), for the stats the read side completes.</summary>
+    public IReadOnlyList<SqliteGroupCounts> Counts()
     {
-        var count = 0;
-        foreach (var group in _groupsById.Values)
+        var counts = new List<SqliteGroupCounts>(_groupsById.Count);
+        foreach (var group in _groupsById.Values.OrderBy(g => g.Id))
         {
-            count += _recoverLeases.Execute(now.UtcTicks, group.Id);
+            counts.Add(new SqliteGroupCounts(group.Id, group.ToRecord(), group.Backlog, group.Leases.Count, group.DeadLetters, group.FreshUnfinished > 0, group.DeliveryRows > 0));
         }
 
-        return count;
+        return counts;
     }
 
     public GroupRecord AddGroupPatterns(string name, IReadOnlyCollection<string> patterns, DateTimeOffset now)
@@ -224,8 +320,11 @@ internal sealed class SqliteWriter : IDisposable
         {
             var created = new List<string>(patterns.Count);
             AddDistinct(created, patterns);
-            var id = (long)_insertGroup.Scalar(name, JoinLines(created), now.UtcTicks)!;
-            group = new SqliteGroupState(id, name, created, 0);
+
+            // A new group starts at the newest event: what was raised before it is not its business.
+            var floor = _nextEventId - 1;
+            var id = (long)_insertGroup.Scalar(name, JoinLines(created), now.UtcTicks, floor)!;
+            group = new SqliteGroupState(id, name, created, floor);
             _groupsByName.Add(name, group);
             _groupsById.Add(id, group);
             GroupsChanged = true;
@@ -268,11 +367,16 @@ internal sealed class SqliteWriter : IDisposable
             return false;
         }
 
-        _deleteGroupEventRefs.Execute(group.Id);
-        _deleteGroupOrphanEvents.Execute(group.Id);
-        _deleteGroupDeliveries.Execute(group.Id);
+        // Its events in the log need nothing: a group that no longer exists holds no floor back.
+        _deleteGroupMarks.Execute(group.Id);
+        _deleteGroupRows.Execute(group.Id);
         _deleteGroupDeadLetters.Execute(group.Id);
         _deleteGroup.Execute(group.Id);
+        foreach (var lease in group.Leases.Values)
+        {
+            _leaseChanges.Add(new SqliteLeaseChange(group.Id, lease, SqliteLeaseChangeKind.Removed, lease.LeaseUntil, lease.HasRow));
+        }
+
         _groupsByName.Remove(name);
         _groupsById.Remove(group.Id);
         GroupsChanged = true;
@@ -283,6 +387,8 @@ internal sealed class SqliteWriter : IDisposable
     {
         var results = new AppendResult[events.Count];
         var nowTicks = now.UtcTicks;
+        string? lastRoutes = null;
+        List<SqliteGroupState>? lastRouted = null;
         for (var i = 0; i < events.Count; i++)
         {
             var item = events[i];
@@ -322,12 +428,29 @@ internal sealed class SqliteWriter : IDisposable
             var names = new string[_routeScratch.Count];
             if (_routeScratch.Count > 0)
             {
-                _insertEvent.Execute(id, item.Label, ToArray(item.Payload), item.OrderingKey, item.Source, item.RaisedAt.UtcTicks, (long)_routeScratch.Count);
+                // Consecutive events mostly go to the same groups: reuse the routes text.
+                if (lastRoutes is null || !SameGroups(lastRouted!, _routeScratch))
+                {
+                    lastRoutes = SqliteRoutes.Format(_routeScratch);
+                    lastRouted = [.. _routeScratch.Select(r => r.Group)];
+                }
+
+                var retainUntil = _routeScratch[0].RetainUntil;
+                _insertEvent.Bind(1, id);
+                _insertEvent.BindText(2, _labels.Utf8(item.Label));
+                _insertEvent.Bind(3, item.Payload.Span);
+                _insertEvent.Bind(4, item.OrderingKey);
+                _insertEvent.Bind(5, item.Source);
+                _insertEvent.Bind(6, item.RaisedAt.UtcTicks);
+                _insertEvent.Bind(7, lastRoutes);
+                _insertEvent.Bind(8, retainUntil);
+                _insertEvent.Bind(9, _routeScratch.Count == 1 ? null : SqliteRoutes.FormatOverrides(_routeScratch));
+                _insertEvent.Execute();
                 for (var g = 0; g < _routeScratch.Count; g++)
                 {
-                    var (group, retainUntil) = _routeScratch[g];
-                    _insertDelivery.Execute(group.Id, id, retainUntil, item.OrderingKey);
-                    group.Backlog++;
+                    var (group, groupRetain) = _routeScratch[g];
+                    group.OnAppended(id, groupRetain);
+                    Touch(group);
                     names[g] = group.Name;
                     AvailableGroups.Add(group.Name);
                 }
@@ -335,7 +458,11 @@ internal sealed class SqliteWriter : IDisposable
 
             if (item.IdempotencyKey is { } newKey)
             {
-                _putKey.Execute(newKey, id, JoinLines(names), item.IdempotencyUntil.UtcTicks);
+                _putKey.Bind(1, newKey);
+                _putKey.Bind(2, id);
+                _putKey.Bind(3, JoinLines(names));
+                _putKey.Bind(4, item.IdempotencyUntil.UtcTicks);
+                _putKey.Execute();
             }
 
             results[i] = new AppendResult(AppendStatus.Stored, id, names);
@@ -344,6 +471,11 @@ internal sealed class SqliteWriter : IDisposable
         return results;
     }
 
+    /// <summary>
+    /// Leases in event id order from two sources merged: the group's ready rows and its log after the scan position.
+    /// A fresh event the lease cannot take (another worker's label, or behind an unfinished event of its ordering
+    /// key) gets a row, so the scan position only moves forward.
+    /// </summary>
     public LeaseBatch Lease(LeaseRequest request)
     {
         if (!_groupsByName.TryGetValue(request.Group, out var group))
@@ -351,51 +483,72 @@ internal sealed class SqliteWriter : IDisposable
             return LeaseBatch.Empty;
         }
 
+        Touch(group);
         var now = request.Now.UtcTicks;
-        _promoteDue.Execute(group.Id, now);
-
-        var leased = new List<LeasedEvent>(Math.Min(request.Max, LeaseScanChunk));
-        var after = 0L;
-        var chunk = Math.Max(LeaseScanChunk, Math.Min(request.Max, 4096));
-        var exhausted = false;
-        while (leased.Count < request.Max && !exhausted)
+        var leaseUntil = request.LeaseUntil.UtcTicks;
+        if (group.DeliveryRows > 0)
         {
-            var rows = 0;
-            using (var reader = _leaseCandidates.Query(group.Id, after, (long)chunk))
+            _promoteDue.Execute(group.Id, now);
+        }
+
+        var leased = new List<LeasedEvent>(Math.Min(request.Max, ScanChunk));
+        var rows = new Queue<SqliteCandidate>();
+        var log = new Queue<SqliteCandidate>();
+        var rowsAfter = 0L;
+        var logAfter = group.Scanned;
+        var rowsDone = group.DeliveryRows == 0;
+        var logDone = group.Unscanned == 0;
+        var logStopped = false;
+        var passed = 0;
+        while (leased.Count < request.Max)
+        {
+            var chunk = Math.Clamp((request.Max - leased.Count) * 2, 16, ScanChunk);
+            if (rows.Count == 0 && !rowsDone)
             {
-                while (leased.Count < request.Max && reader.Read())
+                rowsDone = ReadRows(rows, _readyRows.Query(group.Id, rowsAfter, (long)chunk), chunk, ref rowsAfter) < chunk;
+            }
+
+            if (log.Count == 0 && !logDone)
+            {
+                logDone = ReadLog(log, group, logAfter, chunk, ref logAfter) < chunk;
+            }
+
+            // Oldest first. The log queue starts at the first unscanned event, so a row before it has the whole log
+            // before it read: no fresh event there can still hold its ordering key.
+            var row = rows.Count > 0 ? rows.Peek() : null;
+            var fresh = log.Count > 0 ? log.Peek() : null;
+            if (fresh is not null && (row is null || fresh.EventId < row.EventId))
+            {
+                log.Dequeue();
+                group.Scanned = fresh.EventId;
+                group.Unscanned--;
+                if (TakeFresh(group, fresh, request, leaseUntil) is { } lease)
                 {
-                    rows++;
-                    after = reader.GetInt64(0);
-                    var label = reader.GetString(3);
-                    if (!request.Filter.Matches(label))
-                    {
-                        continue;
-                    }
-
-                    leased.Add(new LeasedEvent(
-                        EventId: after,
-                        LeaseNo: _nextLeaseNo++,
-                        Attempt: reader.GetInt32(1) + 1,
-                        Label: label,
-                        Payload: reader.GetFieldValue<byte[]>(4),
-                        OrderingKey: reader.IsDBNull(2) ? null : reader.GetString(2),
-                        Source: reader.IsDBNull(5) ? null : reader.GetString(5),
-                        RaisedAt: Time(reader.GetInt64(6)),
-                        LeaseUntil: request.LeaseUntil));
+                    leased.Add(lease);
                 }
-
-                exhausted = rows < chunk && leased.Count < request.Max;
+                else if (++passed >= _options.MaxRowsPerLease)
+                {
+                    // Bounded work per call; the listener wakes the group's dispatcher to carry on.
+                    logDone = logStopped = true;
+                    AvailableGroups.Add(group.Name);
+                    log.Clear();
+                }
+            }
+            else if (row is not null && (!logStopped || row.EventId <= group.Scanned))
+            {
+                rows.Dequeue();
+                if (TakeRow(group, row, request, leaseUntil) is { } lease)
+                {
+                    leased.Add(lease);
+                }
+            }
+            else
+            {
+                break;
             }
         }
 
-        var leaseUntil = request.LeaseUntil.UtcTicks;
-        foreach (var lease in leased)
-        {
-            _markLeased.Execute(leaseUntil, lease.LeaseNo, (long)lease.Attempt, group.Id, lease.EventId);
-        }
-
-        var nextDue = _nextDue.Int64(group.Id);
+        var nextDue = group.DeliveryRows > 0 ? _nextDue.Int64(group.Id) : null;
         return new LeaseBatch(leased, nextDue is { } due ? Time(due) : null);
     }
 
@@ -408,48 +561,48 @@ internal sealed class SqliteWriter : IDisposable
             return results;
         }
 
+        Touch(group);
         var nowTicks = now.UtcTicks;
         for (var i = 0; i < items.Count; i++)
         {
             var item = items[i];
-            var (eventId, leaseNo) = item.Lease;
+            if (!group.Leases.TryGetValue(item.Lease.EventId, out var lease) || lease.LeaseNo != item.Lease.LeaseNo || lease.LeaseUntil <= nowTicks)
+            {
+                results[i] = SettleResult.Stale;
+                continue;
+            }
+
             switch (item.Kind)
             {
                 case SettleKind.Ack:
-                    if (_ackLease.Int64(group.Id, eventId, leaseNo, nowTicks) is { } ackedAttempt)
+                    EndLease(group, lease);
+                    if (lease.HasRow)
                     {
-                        group.Backlog--;
-                        DropEventRef(eventId);
-                        results[i] = Confirmed(Record(new OutcomeNotice(eventId, group.Name, OutcomeKind.Handled, (int)ackedAttempt, null, false)));
+                        _deleteRow.Execute(group.Id, lease.EventId);
+                        group.DeliveryRows--;
                     }
                     else
                     {
-                        results[i] = SettleResult.Stale;
+                        group.FinishFresh(lease.EventId, lease.OrderingKey);
                     }
 
+                    results[i] = Confirmed(Record(new OutcomeNotice(lease.EventId, group.Name, OutcomeKind.Handled, lease.Attempt, null, false)));
                     break;
 
                 case SettleKind.Extend:
-                    results[i] = _extendLease.Execute(item.Until.UtcTicks, group.Id, eventId, leaseNo, nowTicks) == 1
-                        ? new SettleResult(SettleStatus.Confirmed)
-                        : SettleResult.Stale;
+                    _leaseChanges.Add(new SqliteLeaseChange(group.Id, lease, SqliteLeaseChangeKind.Extended, lease.LeaseUntil, lease.HasRow));
+                    lease.LeaseUntil = item.Until.UtcTicks;
+                    group.Schedule.Reschedule(lease);
+                    results[i] = new SettleResult(SettleStatus.Confirmed);
                     break;
 
                 case SettleKind.Nack:
-                case SettleKind.Reject:
-                    if (_currentLease.Int64(group.Id, eventId, leaseNo, nowTicks) is not { } attempt)
-                    {
-                        results[i] = SettleResult.Stale;
-                    }
-                    else if (item.Kind == SettleKind.Reject)
-                    {
-                        results[i] = Confirmed(DeadLetter(group, eventId, (int)attempt, item.Error, DeadLetterReasons.Rejected, nowTicks));
-                    }
-                    else
-                    {
-                        results[i] = Confirmed(Fail(group, eventId, (int)attempt, item.MaxAttempts, item.Error, item.Until.UtcTicks, nowTicks));
-                    }
+                    results[i] = Confirmed(Fail(group, lease, item.MaxAttempts, item.Error, item.Until.UtcTicks, nowTicks));
+                    break;
 
+                case SettleKind.Reject:
+                    EndLease(group, lease);
+                    results[i] = Confirmed(DeadLetterLeased(group, lease, item.Error, DeadLetterReasons.Rejected, nowTicks));
                     break;
 
                 default:
@@ -467,14 +620,15 @@ internal sealed class SqliteWriter : IDisposable
             return [];
         }
 
+        Touch(group);
         var outcomes = new List<OutcomeNotice>(leases.Count);
         var nowTicks = now.UtcTicks;
         foreach (var release in leases)
         {
             // A release does not care whether the lease already passed its end: it is the holder giving it back.
-            if (_currentLease.Int64(group.Id, release.Lease.EventId, release.Lease.LeaseNo, long.MinValue) is { } attempt)
+            if (group.Leases.TryGetValue(release.Lease.EventId, out var lease) && lease.LeaseNo == release.Lease.LeaseNo)
             {
-                outcomes.Add(Fail(group, release.Lease.EventId, (int)attempt, release.MaxAttempts, reason, dueTicks: nowTicks, nowTicks));
+                outcomes.Add(Fail(group, lease, release.MaxAttempts, reason, dueTicks: nowTicks, nowTicks));
             }
         }
 
@@ -486,41 +640,34 @@ internal sealed class SqliteWriter : IDisposable
         var nowTicks = now.UtcTicks;
         var expired = new List<ExpiredLease>();
         var outcomes = new List<OutcomeNotice>();
+        var groups = _groupsById.Values.OrderBy(g => g.Id).ToList();
 
-        // (a) Leases past their end, group by group (few groups; each an index range).
-        var candidates = new List<(long EventId, long LeaseNo, int Attempt)>();
-        foreach (var group in _groupsById.Values.OrderBy(g => g.Id))
+        // (a) Leases past their end, group by group, each group's in order of expiry.
+        foreach (var group in groups)
         {
             if (expired.Count >= maxItems)
             {
                 break;
             }
 
-            candidates.Clear();
-            using (var reader = _expiredLeases.Query(group.Id, nowTicks, (long)(maxItems - expired.Count)))
-            {
-                while (reader.Read())
-                {
-                    candidates.Add((reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2)));
-                }
-            }
-
-            if (candidates.Count == 0)
+            if (group.Schedule.First is not { } first || first.LeaseUntil > nowTicks)
             {
                 continue;
             }
 
             var maxAttempts = policies.MaxAttempts(group.Name);
-            foreach (var (eventId, leaseNo, attempt) in candidates)
+            while (expired.Count < maxItems && group.Schedule.First is { } lease && lease.LeaseUntil <= nowTicks)
             {
-                expired.Add(new ExpiredLease(group.Name, new LeaseRef(eventId, leaseNo)));
-                outcomes.Add(Fail(group, eventId, attempt, maxAttempts, LeaseExpiredError, dueTicks: nowTicks, nowTicks));
+                expired.Add(new ExpiredLease(group.Name, new LeaseRef(lease.EventId, lease.LeaseNo)));
+                outcomes.Add(Fail(group, lease, maxAttempts, LeaseExpiredError, dueTicks: nowTicks, nowTicks));
             }
         }
 
-        // (b) Undelivered past retention: dead letters "expired".
+        // (b) Undelivered past retention: dead letters "expired". Rows by their index, then each group's unscanned log
+        // in id order (retention grows with the id, so the first event still retained ends the look).
+        var retentionExpired = 0;
         var retained = new List<(long GroupId, long EventId, int Attempt)>();
-        using (var reader = _retentionPassed.Query(nowTicks, (long)maxItems))
+        using (var reader = _rowsPastRetention.Query(nowTicks, (long)maxItems))
         {
             while (reader.Read())
             {
@@ -532,15 +679,32 @@ internal sealed class SqliteWriter : IDisposable
         {
             if (_groupsById.TryGetValue(groupId, out var group))
             {
-                outcomes.Add(DeadLetter(group, eventId, attempt, RetentionExpiredError, DeadLetterReasons.Expired, nowTicks));
+                outcomes.Add(DeadLetterRow(group, eventId, attempt, RetentionExpiredError, DeadLetterReasons.Expired, nowTicks));
+                retentionExpired++;
+            }
+        }
+
+        foreach (var group in groups)
+        {
+            if (retentionExpired >= maxItems)
+            {
+                break;
+            }
+
+            if (group.Unscanned > 0 && group.RetentionCheckAt <= nowTicks)
+            {
+                retentionExpired += ExpireLog(group, nowTicks, maxItems - retentionExpired, outcomes);
             }
         }
 
         // (c) Idempotency keys past their window.
         var forgotten = _forgetKeys.Execute(nowTicks, (long)maxItems);
 
-        var more = expired.Count >= maxItems || retained.Count >= maxItems || forgotten >= maxItems;
-        return new ExpiryResult(expired, outcomes, retained.Count, forgotten, more);
+        // (d) A step of the log's deletion follows this batch.
+        _trimRequested = true;
+
+        var more = expired.Count >= maxItems || retentionExpired >= maxItems || forgotten >= maxItems;
+        return new ExpiryResult(expired, outcomes, retentionExpired, forgotten, more);
     }
 
     public int? Redrive(string groupName, IReadOnlyList<long>? eventIds, DateTimeOffset now, DateTimeOffset retainUntil)
@@ -550,6 +714,7 @@ internal sealed class SqliteWriter : IDisposable
             return null;
         }
 
+        Touch(group);
         var (due, retain) = (now.UtcTicks, retainUntil.UtcTicks);
         var moved = 0;
         if (eventIds is null)
@@ -571,7 +736,8 @@ internal sealed class SqliteWriter : IDisposable
 
         if (moved > 0)
         {
-            group.Backlog += moved;
+            group.DeliveryRows += moved;
+            group.DeadLetters -= moved;
             AvailableGroups.Add(group.Name);
         }
 
@@ -580,6 +746,11 @@ internal sealed class SqliteWriter : IDisposable
 
     public void Dispose()
     {
+        _trimmer.Dispose();
+        _insertEvent.Dispose();
+        _scanLog.Dispose();
+        _findKey.Dispose();
+        _putKey.Dispose();
         foreach (var statement in _statements)
         {
             statement.Dispose();
@@ -588,32 +759,379 @@ internal sealed class SqliteWriter : IDisposable
         _db.Dispose();
     }
 
-    /// <summary>
-    /// A failed attempt: pending again, due at <paramref name="dueTicks"/> (the next lease at or after it promotes it
-    /// to ready), or to the dead letters once the attempt reached <paramref name="maxAttempts"/>.
-    /// </summary>
-    private OutcomeNotice Fail(SqliteGroupState group, long eventId, int attempt, int maxAttempts, string? error, long dueTicks, long nowTicks)
+    internal static DateTimeOffset Time(long utcTicks) => new(utcTicks, TimeSpan.Zero);
+
+    /// <summary>Reads up to <paramref name="chunk"/> of the group's log events after <paramref name="after"/>; returns how many.</summary>
+    private int ReadLog(Queue<SqliteCandidate> target, SqliteGroupState group, long after, int chunk, ref long lastId)
     {
-        if (attempt >= maxAttempts)
+        _scanLog.Bind(1, after);
+        _scanLog.Bind(2, group.Token);
+        _scanLog.Bind(3, chunk);
+        var count = 0;
+        try
         {
-            return DeadLetter(group, eventId, attempt, error, DeadLetterReasons.MaxAttempts, nowTicks);
+            while (_scanLog.Read())
+            {
+                count++;
+                lastId = _scanLog.Int64(0);
+                target.Enqueue(new SqliteCandidate(
+                    EventId: lastId,
+                    Attempt: 0,
+                    Label: _labels.Label(_scanLog.Utf8(1)),
+                    Payload: _scanLog.Blob(2),
+                    OrderingKey: _scanLog.TextOrNull(3),
+                    Source: _scanLog.TextOrNull(4),
+                    RaisedAt: _scanLog.Int64(5),
+                    RetainUntil: SqliteRoutes.RetainUntil(group.Id, _scanLog.Int64(6), _scanLog.TextOrNull(7))));
+            }
+        }
+        catch
+        {
+            _scanLog.Reset();
+            throw;
         }
 
-        _setDelayed.Execute(dueTicks, error, group.Id, eventId);
+        return count;
+    }
+
+    /// <summary>Reads up to <paramref name="chunk"/> ready rows; returns how many the query gave.</summary>
+    private static int ReadRows(Queue<SqliteCandidate> target, SqliteDataReader reader, int chunk, ref long lastId)
+    {
+        using (reader)
+        {
+            var count = 0;
+            while (count < chunk && reader.Read())
+            {
+                count++;
+                lastId = reader.GetInt64(0);
+                target.Enqueue(new SqliteCandidate(
+                    EventId: lastId,
+                    Attempt: reader.GetInt32(1),
+                    Label: reader.GetString(3),
+                    Payload: reader.GetFieldValue<byte[]>(4),
+                    OrderingKey: reader.IsDBNull(2) ? null : reader.GetString(2),
+                    Source: reader.IsDBNull(5) ? null : reader.GetString(5),
+                    RaisedAt: reader.GetInt64(6),
+                    RetainUntil: reader.GetInt64(7)));
+            }
+
+            return count;
+        }
+    }
+
+    /// <summary>
+    /// A fresh event the scan reached: leased when the worker takes its label and nothing earlier holds its ordering
+    /// key; otherwise it gets a ready row (another worker or a later lease takes it from there). Null when not leased.
+    /// </summary>
+    private LeasedEvent? TakeFresh(SqliteGroupState group, SqliteCandidate fresh, LeaseRequest request, long leaseUntil)
+    {
+        var id = fresh.EventId;
+        if ((id <= group.MarkedBeforeOpen && group.Marks.IsDone(id)) || group.Leases.ContainsKey(id))
+        {
+            // Finished before a restart, or leased before a failed batch was rolled back.
+            return null;
+        }
+
+        var key = fresh.OrderingKey;
+        var blocked = key is not null && (group.FreshKeys.ContainsKey(key) || (group.DeliveryRows > 0 && _earlierRowOfKey.Int64(group.Id, key, id) is not null));
+        if (blocked || !request.Filter.Matches(fresh.Label))
+        {
+            InsertRow(group, id, state: 0, sched: 0, leaseNo: 0, attempt: 0, error: null, fresh.RetainUntil);
+            group.FinishFresh(id, key);
+            group.DeliveryRows++;
+            return null;
+        }
+
+        var lease = new SqliteLease(id, _nextLeaseNo++, 1, leaseUntil, hasRow: false, fresh.RetainUntil, key);
+        group.AddLease(lease);
+        _leaseChanges.Add(new SqliteLeaseChange(group.Id, lease, SqliteLeaseChangeKind.Added, leaseUntil, false));
+        group.Marks.SetDelivered(id);
+        return new LeasedEvent(id, lease.LeaseNo, 1, fresh.Label, fresh.Payload, key, fresh.Source, Time(fresh.RaisedAt), request.LeaseUntil);
+    }
+
+    /// <summary>A ready row: leased when the worker takes its label and no fresh lease holds its key. Null when not.</summary>
+    private LeasedEvent? TakeRow(SqliteGroupState group, SqliteCandidate row, LeaseRequest request, long leaseUntil)
+    {
+        var key = row.OrderingKey;
+        if ((key is not null && group.FreshKeys.TryGetValue(key, out var holder) && holder < row.EventId) || !request.Filter.Matches(row.Label))
+        {
+            return null;
+        }
+
+        var attempt = row.Attempt + 1;
+        var lease = new SqliteLease(row.EventId, _nextLeaseNo++, attempt, leaseUntil, hasRow: true, row.RetainUntil, key);
+        _markRowLeased.Execute(leaseUntil, lease.LeaseNo, (long)attempt, group.Id, row.EventId);
+        group.AddLease(lease);
+        _leaseChanges.Add(new SqliteLeaseChange(group.Id, lease, SqliteLeaseChangeKind.Added, leaseUntil, true));
+        return new LeasedEvent(row.EventId, lease.LeaseNo, attempt, row.Label, row.Payload, key, row.Source, Time(row.RaisedAt), request.LeaseUntil);
+    }
+
+    private void EndLease(SqliteGroupState group, SqliteLease lease)
+    {
+        _leaseChanges.Add(new SqliteLeaseChange(group.Id, lease, SqliteLeaseChangeKind.Removed, lease.LeaseUntil, lease.HasRow));
+        group.Leases.Remove(lease.EventId);
+        group.Schedule.Remove(lease);
+    }
+
+    /// <summary>
+    /// A failed attempt of a lease: pending again in its row, due at <paramref name="dueTicks"/>, or to the dead letters
+    /// once the attempt reached <paramref name="maxAttempts"/>.
+    /// </summary>
+    private OutcomeNotice Fail(SqliteGroupState group, SqliteLease lease, int maxAttempts, string? error, long dueTicks, long nowTicks)
+    {
+        Touch(group);
+        EndLease(group, lease);
+        if (lease.Attempt >= maxAttempts)
+        {
+            return DeadLetterLeased(group, lease, error, DeadLetterReasons.MaxAttempts, nowTicks);
+        }
+
+        if (lease.HasRow)
+        {
+            _delayRow.Execute(dueTicks, error, group.Id, lease.EventId);
+        }
+        else
+        {
+            InsertRow(group, lease.EventId, state: 2, sched: dueTicks, leaseNo: 0, lease.Attempt, error, lease.RetainUntil);
+            group.FinishFresh(lease.EventId, lease.OrderingKey);
+            group.DeliveryRows++;
+        }
+
         if (dueTicks <= nowTicks)
         {
             AvailableGroups.Add(group.Name);
         }
 
-        return Record(new OutcomeNotice(eventId, group.Name, OutcomeKind.Failed, attempt, error, true));
+        return Record(new OutcomeNotice(lease.EventId, group.Name, OutcomeKind.Failed, lease.Attempt, error, true));
     }
 
-    private OutcomeNotice DeadLetter(SqliteGroupState group, long eventId, int attempt, string? error, string reason, long nowTicks)
+    private OutcomeNotice DeadLetterLeased(SqliteGroupState group, SqliteLease lease, string? error, string reason, long nowTicks)
     {
-        _insertDeadLetter.Execute(group.Id, eventId, (long)attempt, error, reason, nowTicks);
-        _deleteDelivery.Execute(group.Id, eventId);
-        group.Backlog--;
+        if (lease.HasRow)
+        {
+            return DeadLetterRow(group, lease.EventId, lease.Attempt, error, reason, nowTicks);
+        }
+
+        Single(_deadFromEvent.Execute(group.Id, (long)lease.Attempt, error, reason, nowTicks, lease.EventId), group, lease.EventId);
+        group.FinishFresh(lease.EventId, lease.OrderingKey);
+        group.DeadLetters++;
+        return Record(new OutcomeNotice(lease.EventId, group.Name, OutcomeKind.DeadLettered, lease.Attempt, error, false));
+    }
+
+    private OutcomeNotice DeadLetterRow(SqliteGroupState group, long eventId, int attempt, string? error, string reason, long nowTicks)
+    {
+        Touch(group);
+        Single(_deadFromRow.Execute((long)attempt, error, reason, nowTicks, group.Id, eventId), group, eventId);
+        _deleteRow.Execute(group.Id, eventId);
+        group.DeliveryRows--;
+        group.DeadLetters++;
         return Record(new OutcomeNotice(eventId, group.Name, OutcomeKind.DeadLettered, attempt, error, false));
+    }
+
+    /// <summary>
+    /// Dead-letters the group's unscanned events past retention, oldest first, up to the first one still retained
+    /// (then nothing needs a look before its retention). Returns how many.
+    /// </summary>
+    /// <remarks>
+    /// A group's retention is now plus its configured period at the raise, so it grows with the event id and the first
+    /// event still retained ends the look without an index on retention. Were a group's retention lowered between two
+    /// runs (or the clock set back), an event raised after would wait for the older ones' retention before it expires
+    /// undelivered; nothing is dropped, it only stays longer.
+    /// </remarks>
+    private int ExpireLog(SqliteGroupState group, long nowTicks, int max, List<OutcomeNotice> outcomes)
+    {
+        var expired = new List<long>();
+        var checkAt = long.MaxValue;
+        var after = group.Scanned;
+        var scanned = group.Scanned;
+        var passed = 0L;
+        var limit = max + 1L;
+        var read = 0L;
+        using (var reader = _scanRetention.Query(after, group.Token, limit))
+        {
+            while (true)
+            {
+                if (expired.Count == max || !reader.Read())
+                {
+                    // Stopped by a limit rather than by the end of the log: more may be due, look again next time.
+                    checkAt = expired.Count == max || read == limit ? long.MinValue : checkAt;
+                    break;
+                }
+
+                read++;
+                var id = reader.GetInt64(0);
+                if (id <= group.MarkedBeforeOpen && group.Marks.IsDone(id))
+                {
+                    scanned = id;
+                    passed++;
+                    continue;
+                }
+
+                var retainUntil = SqliteRoutes.RetainUntil(group.Id, reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+                if (retainUntil > nowTicks)
+                {
+                    checkAt = retainUntil;
+                    break;
+                }
+
+                expired.Add(id);
+                scanned = id;
+            }
+        }
+
+        Touch(group);
+        foreach (var id in expired)
+        {
+            // Unscanned, so neither leased nor holding an ordering key in memory.
+            Single(_deadFromEvent.Execute(group.Id, 0L, RetentionExpiredError, DeadLetterReasons.Expired, nowTicks, id), group, id);
+            group.FinishFresh(id, null);
+            group.DeadLetters++;
+            outcomes.Add(Record(new OutcomeNotice(id, group.Name, OutcomeKind.DeadLettered, 0, RetentionExpiredError, false)));
+        }
+
+        // Everything up to `scanned` is finished now: the scan position may pass it.
+        group.Unscanned -= expired.Count + passed;
+        group.Scanned = scanned;
+        group.RetentionCheckAt = checkAt;
+        return expired.Count;
+    }
+
+    private void InsertRow(SqliteGroupState group, long eventId, int state, long sched, long leaseNo, int attempt, string? error, long retainUntil) =>
+        Single(_rowFromEvent.Execute(group.Id, (long)state, sched, leaseNo, (long)attempt, error, retainUntil, eventId), group, eventId);
+
+    /// <summary>A row copied from the log must exist: a missing event means the state is wrong, so the batch fails.</summary>
+    private static void Single(int changed, SqliteGroupState group, long eventId)
+    {
+        if (changed != 1)
+        {
+            throw new InvalidOperationException($"SQLite store: event {eventId} of group '{group.Name}' is missing from the log.");
+        }
+    }
+
+    /// <summary>
+    /// Moves the floor up, gives the fresh leases that hold it too far behind the newest event a row of their own (so
+    /// the log behind them can go), and writes the floor and the dirty mark blocks.
+    /// </summary>
+    private void SaveGroup(SqliteGroupState group, long head)
+    {
+        group.Floor = group.ComputeFloor(head);
+        var moved = 0;
+        while (head - group.Floor > _options.MaxLeaseFloorLag && group.OldestFreshLease() is { } oldest && oldest - 1 == group.Floor && moved++ < 1000)
+        {
+            var lease = group.Leases[oldest];
+            InsertRow(group, lease.EventId, state: 1, sched: lease.LeaseUntil, lease.LeaseNo, lease.Attempt, error: null, lease.RetainUntil);
+            _leaseChanges.Add(new SqliteLeaseChange(group.Id, lease, SqliteLeaseChangeKind.MovedToRow, lease.LeaseUntil, false));
+            group.FinishFresh(lease.EventId, lease.OrderingKey);
+            lease.HasRow = true;
+            group.DeliveryRows++;
+            group.Floor = group.ComputeFloor(head);
+        }
+
+        // The stored floor moves only when it enters another block of marks, with the blocks it passed deleted: a
+        // lower stored floor is still true, the blocks above it keep the done marks of what it has not passed, and
+        // opening reads the log from it. So most batches write one block row, not the floor too.
+        var first = SqliteMarkBlock.NumberOf(group.Floor + 1);
+        if (first != SqliteMarkBlock.NumberOf(group.SavedFloor + 1))
+        {
+            _saveFloor.Execute(group.Floor, group.Id);
+            group.Marks.DropThrough(group.Floor);
+            _dropMarksBelow.Execute(group.Id, first);
+
+            // A failed commit rebuilds the whole state from storage, so this may run before the commit.
+            group.SavedFloor = group.Floor;
+        }
+
+        foreach (var block in group.Marks.Blocks)
+        {
+            if (block.Dirty)
+            {
+                _saveMarks.Execute(group.Id, block.Number, block.DoneBytes(), block.DeliveredBytes());
+                block.Dirty = false;
+            }
+        }
+    }
+
+    /// <summary>The leases as they were at the last commit: the current ones with this batch's changes undone.</summary>
+    private List<(long GroupId, SqliteLease Lease)> CommittedLeases()
+    {
+        var leases = new Dictionary<(long, long), (long GroupId, SqliteLease Lease)>();
+        foreach (var group in _groupsById.Values)
+        {
+            foreach (var lease in group.Leases.Values)
+            {
+                leases[(group.Id, lease.EventId)] = (group.Id, lease);
+            }
+        }
+
+        for (var i = _leaseChanges.Count - 1; i >= 0; i--)
+        {
+            var change = _leaseChanges[i];
+            var lease = change.Lease;
+            lease.LeaseUntil = change.LeaseUntil;
+            lease.HasRow = change.HadRow;
+            switch (change.Kind)
+            {
+                case SqliteLeaseChangeKind.Added:
+                    leases.Remove((change.GroupId, lease.EventId));
+                    break;
+                case SqliteLeaseChangeKind.Removed:
+                    leases[(change.GroupId, lease.EventId)] = (change.GroupId, lease);
+                    break;
+                case SqliteLeaseChangeKind.Extended:
+                case SqliteLeaseChangeKind.MovedToRow:
+                default:
+                    break;
+            }
+        }
+
+        _leaseChanges.Clear();
+        foreach (var (_, lease) in leases.Values)
+        {
+            lease.Node = null;
+        }
+
+        return [.. leases.Values];
+    }
+
+    private void Load(bool reopening, long nowTicks)
+    {
+        var state = SqliteStateLoader.Load(_db, reopening, nowTicks);
+        _groupsByName.Clear();
+        _groupsById.Clear();
+        ClearTouched();
+        foreach (var group in state.Groups.Values)
+        {
+            _groupsByName.Add(group.Name, group);
+            _groupsById.Add(group.Id, group);
+            Touch(group);
+        }
+
+        _nextEventId = _savedEventId = state.NextEventId;
+        _savedLeaseNo = state.NextLeaseNo;
+        _nextLeaseNo = Math.Max(_nextLeaseNo, state.NextLeaseNo);
+        RecoveredLeases = state.RecoveredLeases;
+        _trimmer.Reset();
+        _trimRequested = true;
+    }
+
+    /// <summary>Marks a group for <see cref="SaveGroup"/> at commit (its floor or marks may have changed).</summary>
+    private void Touch(SqliteGroupState group)
+    {
+        if (!group.Touched)
+        {
+            group.Touched = true;
+            _touched.Add(group);
+        }
+    }
+
+    private void ClearTouched()
+    {
+        foreach (var group in _touched)
+        {
+            group.Touched = false;
+        }
+
+        _touched.Clear();
     }
 
     private static SettleResult Confirmed(OutcomeNotice outcome) => new(SettleStatus.Confirmed, outcome);
@@ -622,15 +1140,6 @@ internal sealed class SqliteWriter : IDisposable
     {
         Outcomes.Add(outcome);
         return outcome;
-    }
-
-    /// <summary>One delivery or dead letter let go of an event: the event row goes with its last reference.</summary>
-    private void DropEventRef(long eventId)
-    {
-        if (_deleteEventIfLastRef.Execute(eventId) == 0)
-        {
-            _dropEventRef.Execute(eventId);
-        }
     }
 
     private bool IsRouted(SqliteGroupState group)
@@ -646,66 +1155,45 @@ internal sealed class SqliteWriter : IDisposable
         return false;
     }
 
+    private static bool SameGroups(List<SqliteGroupState> previous, List<(SqliteGroupState Group, long RetainUntil)> current)
+    {
+        if (previous.Count != current.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < previous.Count; i++)
+        {
+            if (!ReferenceEquals(previous[i], current[i].Group))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private AppendResult? FindLiveKey(string key, long nowTicks)
     {
-        using var reader = _findKey.Query(key);
-        if (!reader.Read() || reader.GetInt64(2) <= nowTicks)
+        _findKey.Bind(1, key);
+        if (!_findKey.Read())
         {
             return null;
         }
 
-        var groups = reader.GetString(1);
-        return new AppendResult(AppendStatus.Duplicate, reader.GetInt64(0), groups.Length == 0 ? [] : groups.Split('\n'));
-    }
-
-    private void LoadState()
-    {
-        _groupsByName.Clear();
-        _groupsById.Clear();
-        using (var command = _db.CreateCommand())
+        try
         {
-            command.CommandText = "SELECT id, name, patterns FROM groups";
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
+            if (_findKey.Int64(2) <= nowTicks)
             {
-                var patterns = reader.GetString(2);
-                var group = new SqliteGroupState(reader.GetInt64(0), reader.GetString(1), patterns.Length == 0 ? [] : [.. patterns.Split('\n')], 0);
-                _groupsByName.Add(group.Name, group);
-                _groupsById.Add(group.Id, group);
+                return null;
             }
+
+            var groups = _findKey.Text(1);
+            return new AppendResult(AppendStatus.Duplicate, _findKey.Int64(0), groups.Length == 0 ? [] : groups.Split('\n'));
         }
-
-        using (var command = _db.CreateCommand())
+        finally
         {
-            command.CommandText = "SELECT group_id, count(*) FROM deliveries GROUP BY group_id";
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                if (_groupsById.TryGetValue(reader.GetInt64(0), out var group))
-                {
-                    group.Backlog = reader.GetInt64(1);
-                }
-            }
-        }
-
-        using (var command = _db.CreateCommand())
-        {
-            command.CommandText = "SELECT key, value FROM meta";
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                switch (reader.GetString(0))
-                {
-                    case "next_event_id":
-                        _nextEventId = _savedEventId = reader.GetInt64(1);
-                        break;
-                    case "next_lease_no":
-                        _nextLeaseNo = _savedLeaseNo = reader.GetInt64(1);
-                        break;
-                    default:
-                        break;
-                }
-            }
+            _findKey.Reset();
         }
     }
 
@@ -733,11 +1221,4 @@ internal sealed class SqliteWriter : IDisposable
 
     // Patterns, labels and group names cannot hold a newline (validated upstream), so it separates list items.
     private static string JoinLines(IEnumerable<string> items) => string.Join('\n', items);
-
-    private static byte[] ToArray(ReadOnlyMemory<byte> payload) =>
-        MemoryMarshal.TryGetArray(payload, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
-            ? segment.Array
-            : payload.ToArray();
-
-    internal static DateTimeOffset Time(long utcTicks) => new(utcTicks, TimeSpan.Zero);
 }

@@ -1,24 +1,11 @@
 namespace HookBroker.Broker.Storage.Sqlite;
 
-/// <summary>A group as the writer keeps it in memory: its id, patterns and backlog count (loaded at open).</summary>
-internal sealed class SqliteGroupState(long id, string name, List<string> patterns, long backlog)
-{
-    public long Id { get; } = id;
-
-    public string Name { get; } = name;
-
-    public List<string> Patterns { get; } = patterns;
-
-    /// <summary>Deliveries pending or leased (dead letters excluded): what the backlog limit is checked against.</summary>
-    public long Backlog { get; set; } = backlog;
-
-    public GroupRecord ToRecord() => new(Name, [.. Patterns]);
-}
-
 /// <summary>An immutable view of the groups, published by the writer after each commit for the read side.</summary>
 internal sealed class SqliteGroupSnapshot
 {
     public static readonly SqliteGroupSnapshot Empty = new([]);
+
+    private readonly Dictionary<string, long> _ids;
 
     public SqliteGroupSnapshot(IReadOnlyList<(long Id, GroupRecord Record)> groups)
     {
@@ -31,8 +18,6 @@ internal sealed class SqliteGroupSnapshot
 
         _ids = byName;
     }
-
-    private readonly Dictionary<string, long> _ids;
 
     public IReadOnlyList<(long Id, GroupRecord Record)> Groups { get; }
 
