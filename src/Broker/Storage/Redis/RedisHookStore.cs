@@ -52,12 +52,6 @@ public sealed partial class RedisHookStore : IHookStore
         _keys = new RedisKeys(options.KeyPrefix);
     }
 
-    /// <summary>This node's id in Redis (leases it grants carry it).</summary>
-    public string NodeId => _node;
-
-    /// <summary>How many partitions the keyspace has.</summary>
-    public int Partitions => _partitions;
-
     private IDatabase Db => _db ?? throw new InvalidOperationException("The Redis engine is not initialized.");
 
     /// <inheritdoc />

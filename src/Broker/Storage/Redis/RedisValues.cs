@@ -9,9 +9,6 @@ namespace HookBroker.Broker.Storage.Redis;
 /// </summary>
 internal static class RedisValues
 {
-    /// <summary>The due time of a new event: due for any lease request.</summary>
-    public const string DueAtOnce = "0";
-
     private static readonly long MaxMicros = (DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
 
     public static string Time(DateTimeOffset at) =>
