@@ -32,7 +32,7 @@ internal abstract class LocalServer : IAsyncDisposable
         var deadline = Stopwatch.StartNew();
         while (!await ready())
         {
-            if (_process.HasExited || deadline.Elapsed > TimeSpan.FromSeconds(30))
+            if (_process.HasExited || deadline.Elapsed > TimeSpan.FromSeconds(60))
             {
                 throw new InvalidOperationException($"{start.FileName} did not become ready (exited: {_process.HasExited})");
             }
@@ -152,9 +152,9 @@ internal sealed class BrokerServer : LocalServer
             {
                 return (await http.GetAsync(new Uri($"http://127.0.0.1:{server.HttpPort}/healthz"))).IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
-                return false;
+                return false; // not listening yet, or too slow to answer on a loaded machine: ask again
             }
         });
         return server;

@@ -215,7 +215,22 @@ public sealed class GroupDispatcher : IAsyncDisposable
             _retryTimerDue = at;
             _retryTimer = _time.CreateTimer(
                 static state => ((GroupDispatcher)state!).OnRetryDue(), this, at > now ? at - now : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+
+            // The clock may have moved between reading it and arming the timer, which then counts from the later time:
+            // if the due time has passed meanwhile, do not wait for a timer that may now fire late.
+            if (at > now && _time.GetUtcNow() >= at)
+            {
+                _retryTimerDue = DateTimeOffset.MaxValue;
+                _retryTimer.Dispose();
+                _retryTimer = null;
+            }
+            else
+            {
+                return;
+            }
         }
+
+        Wake();
     }
 
     private void OnRetryDue()

@@ -258,7 +258,8 @@ public sealed partial class RedisHookStore : IHookStore
             var result = await LeasePartitionAsync(p, request, remaining, decisions, cancellationToken);
             if (result is null)
             {
-                return LeaseBatch.Empty;
+                // The group is gone (deleted meanwhile): hand out what earlier partitions leased, ask no further.
+                break;
             }
 
             leased.AddRange(result.Value.Leased);
