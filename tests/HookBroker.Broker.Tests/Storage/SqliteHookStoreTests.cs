@@ -53,6 +53,30 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task The_write_ahead_log_is_copied_into_the_database_in_the_background_after_n_changed_rows()
+    {
+        var path = Path.Combine(_root, "checkpoints");
+        var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = path, CheckpointEveryChanges = 20 });
+        _stores.Add(store);
+        await store.InitializeAsync(new GateListener(), T0, Ct);
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+
+        var database = new FileInfo(Path.Combine(path, "hookbroker.db"));
+        var sizeBefore = database.Length;
+        var payload = new byte[2000];
+        for (var i = 0; i < 100; i++)
+        {
+            await store.AppendAsync([Event($"e.{i}", "g1") with { Payload = payload }], T0, Ct);
+        }
+
+        // 100 appends, a checkpoint asked for every 20 changed rows (requests coalesce while one runs; the writer's own
+        // automatic checkpoint is off): the log's pages reach the database file, which grows by the events.
+        await PollAsync(() => store.Checkpoints >= 1);
+        await PollAsync(() => { database.Refresh(); return database.Length > sizeBefore + (50 * payload.Length); });
+        Assert.Equal(100, (await StatsAsync(store, "g1")).Backlog);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Confirmed_writes_survive_a_crash_image_and_its_leases_come_back_due_at_once()
     {
         var store = await OpenAsync("db");

@@ -33,6 +33,7 @@ public sealed class SqliteHookStore : IHookStore
     private readonly Channel<SqliteStoreOp> _queue;
     private SqliteWriter? _writer;
     private SqliteReadSide? _readSide;
+    private SqliteCheckpointer? _checkpointer;
     private IHookStoreListener? _listener;
     private Task? _loop;
     private volatile SqliteGroupSnapshot _groups = SqliteGroupSnapshot.Empty;
@@ -58,6 +59,9 @@ public sealed class SqliteHookStore : IHookStore
     /// <summary>Transactions committed by the writer loop (group commits), for tests and diagnostics.</summary>
     internal long Commits => Volatile.Read(ref _commits);
 
+    /// <summary>Checkpoints of the write-ahead log run so far (off the writer's path).</summary>
+    internal long Checkpoints => _checkpointer?.Completed ?? 0;
+
     /// <summary>Operations waiting for the writer loop.</summary>
     internal int QueuedOperations => _queue.Reader.Count;
 
@@ -79,6 +83,7 @@ public sealed class SqliteHookStore : IHookStore
             // Single node: leases of a previous process are nobody's now; redeliver them at once.
             writer.Open(now);
             _readSide = new SqliteReadSide(SqliteSchema.OpenReader(_options));
+            _checkpointer = new SqliteCheckpointer(SqliteSchema.OpenCheckpointer(_options), _options, _logger);
             _groups = writer.Snapshot();
             _listener = listener;
             _writer = writer;
@@ -202,6 +207,8 @@ public sealed class SqliteHookStore : IHookStore
     {
         ArgumentNullException.ThrowIfNull(policies);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxItems, 1);
+        ThrowIfNotOpen();
+        _checkpointer!.RequestCheckpoint();
         return EnqueueAsync(w => w.Expire(now, policies, maxItems), maxItems, cancellationToken);
     }
 
@@ -255,6 +262,11 @@ public sealed class SqliteHookStore : IHookStore
         if (_loop is not null)
         {
             await _loop;
+        }
+
+        if (_checkpointer is not null)
+        {
+            await _checkpointer.DisposeAsync();
         }
 
         _writer?.Dispose();
@@ -332,6 +344,7 @@ public sealed class SqliteHookStore : IHookStore
 
             writer.Commit();
             Interlocked.Increment(ref _commits);
+            _checkpointer!.OnCommitted(writer.TotalChanges);
         }
         catch (Exception exception)
         {

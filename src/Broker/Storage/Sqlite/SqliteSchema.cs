@@ -149,7 +149,12 @@ internal static class SqliteSchema
             }
 
             var synchronous = options.Durability == Durability.Fsync ? "FULL" : "NORMAL";
-            Execute(connection, $"PRAGMA synchronous = {synchronous}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{options.CacheSizeKiB.ToString(CultureInfo.InvariantCulture)};");
+            // Checkpoints run on their own connection (SqliteCheckpointer), never inside the writer's commits; a log
+            // that grew under a burst is cut back to 64 MiB once a checkpoint has copied it all.
+            Execute(
+                connection,
+                $"PRAGMA synchronous = {synchronous}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{options.CacheSizeKiB.ToString(CultureInfo.InvariantCulture)}; "
+                + "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;");
             foundVersion = Migrate(connection, options.DatabasePath);
             return connection;
         }
@@ -166,6 +171,23 @@ internal static class SqliteSchema
         try
         {
             Execute(connection, "PRAGMA query_only = 1; PRAGMA temp_store = MEMORY;");
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The connection checkpoints run on (they write the database file, so it cannot be query-only).</summary>
+    public static SqliteConnection OpenCheckpointer(SqliteStoreOptions options)
+    {
+        var connection = Open(options, SqliteOpenMode.ReadWrite);
+        try
+        {
+            var synchronous = options.Durability == Durability.Fsync ? "FULL" : "NORMAL";
+            Execute(connection, $"PRAGMA synchronous = {synchronous}; PRAGMA wal_autocheckpoint = 0;");
             return connection;
         }
         catch

@@ -19,6 +19,12 @@ internal static partial class SqliteStoreLog
     [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "SQLite store could not delete a step of the event log (retried after the next batch)")]
     public static partial void TrimFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Debug, Message = "SQLite checkpoint: {Copied} of {Frames} write-ahead log frame(s) copied into the database")]
+    public static partial void Checkpointed(ILogger logger, int frames, int copied);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "SQLite checkpoint failed with code {Code} ({Error}); the log keeps its pages and the next checkpoint copies them")]
+    public static partial void CheckpointFailed(ILogger logger, int code, string error);
+
     [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The storage listener threw while being told about committed changes")]
     public static partial void ListenerFailed(ILogger logger, Exception exception);
 }

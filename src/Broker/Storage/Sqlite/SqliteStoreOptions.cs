@@ -62,6 +62,12 @@ public sealed class SqliteStoreOptions
     /// </summary>
     internal long ReservedIds { get; set; } = 4096;
 
+    /// <summary>
+    /// Besides every housekeeping pass, the write-ahead log is copied into the database file (a checkpoint, off the
+    /// writer's path) after commits that changed this many rows. Default 100,000.
+    /// </summary>
+    internal int CheckpointEveryChanges { get; set; } = 100_000;
+
     /// <summary>The full path of the database file.</summary>
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataPath, FileName));
 
@@ -87,7 +93,8 @@ public sealed class SqliteStoreOptions
             throw new ArgumentException("SqliteStoreOptions queue and batch sizes must be positive.", nameof(QueueCapacity));
         }
 
-        if (MaxRowsPerLease < 1 || MaxLeaseFloorLag < 1 || TrimEveryEvents < 1 || MaxTrimRows < 1 || LaggardDistance < 0 || ReservedIds < 0)
+        if (MaxRowsPerLease < 1 || MaxLeaseFloorLag < 1 || TrimEveryEvents < 1 || MaxTrimRows < 1 || LaggardDistance < 0 || ReservedIds < 0
+            || CheckpointEveryChanges < 1)
         {
             throw new ArgumentException("SqliteStoreOptions log limits must be positive.", nameof(MaxTrimRows));
         }

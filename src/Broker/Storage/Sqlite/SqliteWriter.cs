@@ -184,6 +184,12 @@ internal sealed class SqliteWriter : IDisposable
         _begin.Execute();
     }
 
+    /// <summary>
+    /// Rows changed on the writer's connection since it opened, wrapping past <see cref="int.MaxValue"/> (what the
+    /// checkpointer paces itself by).
+    /// </summary>
+    public int TotalChanges => SQLitePCL.raw.sqlite3_total_changes(_db.Handle);
+
     public void Commit()
     {
         var head = _nextEventId - 1;
