@@ -26,6 +26,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
     private readonly HookBrokerClientOptions options;
     private readonly JsonSerializerOptions jsonOptions;
     private readonly TimeProvider time;
+    private readonly RaiseStreamMultiplexer? multiplexer;
 
     /// <summary>
     /// Creates a client for the broker at <see cref="HookBrokerClientOptions.Address"/>, or for the nodes of
@@ -41,10 +42,15 @@ public sealed class HookBrokerClient : IHookBrokerClient
         time = timeProvider ?? TimeProvider.System;
         jsonOptions = this.options.JsonSerializerOptions ?? ArgsConverter.DefaultRaiseOptions;
         loggerFactory ??= NullLoggerFactory.Instance;
-        channel = BrokerChannel.Create(
-            BrokerAddresses.Effective(this.options.Address, this.options.Addresses), this.options.ConnectTimeout, loggerFactory);
+        var addresses = BrokerAddresses.Effective(this.options.Address, this.options.Addresses);
+        channel = BrokerChannel.Create(addresses, this.options.ConnectTimeout, loggerFactory);
         broker = new BrokerApi.HookBrokerClient(channel.Channel);
-        pipeline = BuildPipeline(this.options, loggerFactory.CreateLogger<HookBrokerClient>(), time);
+        var logger = loggerFactory.CreateLogger<HookBrokerClient>();
+        pipeline = BuildPipeline(this.options, logger, time);
+        if (this.options.Batching)
+        {
+            multiplexer = new RaiseStreamMultiplexer(broker, addresses.Count, time, logger);
+        }
     }
 
     /// <summary>The generated client on this instance's channel, for the SDK's own streams (interest, batched raises).</summary>
@@ -63,7 +69,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
             Event = label,
             Args = ArgsConverter.ToStruct(args, jsonOptions),
             // Every raise carries a key, so a retry after a lost answer is never stored twice.
-            IdempotencyKey = string.IsNullOrEmpty(options?.IdempotencyKey) ? Guid.NewGuid().ToString("N") : options.IdempotencyKey,
+            IdempotencyKey = string.IsNullOrEmpty(options?.IdempotencyKey) ? IdempotencyKeys.New() : options.IdempotencyKey,
             OrderingKey = options?.OrderingKey ?? string.Empty,
             Source = this.options.Source ?? string.Empty,
         };
@@ -107,17 +113,35 @@ public sealed class HookBrokerClient : IHookBrokerClient
         return result;
     }
 
-    /// <summary>Releases the channel. Calls in progress fail.</summary>
-    public ValueTask DisposeAsync()
+    /// <summary>Ends the shared raise streams and releases the channel. Calls in progress fail.</summary>
+    public async ValueTask DisposeAsync()
     {
+        if (multiplexer is not null)
+        {
+            await multiplexer.DisposeAsync();
+        }
+
         channel.Dispose();
-        return ValueTask.CompletedTask;
     }
 
     private static readonly ResiliencePropertyKey<string> LabelKey = new("hookbroker.label");
 
     private async ValueTask<RaiseResponse> RaiseOnceAsync(RaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        // Batching: the attempt rides the shared RaiseStream with the raises of other callers. A raise too large for a
+        // batch travels unary, where a size error is its own; so does every raise once a broker lacks RaiseStream.
+        if (multiplexer is { IsSupported: true } && request.CalculateSize() is var size && RaiseStreamMultiplexer.Accepts(size))
+        {
+            try
+            {
+                return await multiplexer.RaiseAsync(request, size, timeout, cancellationToken);
+            }
+            catch (RaiseStreamUnsupportedException)
+            {
+                // This broker serves unary raises only: send this attempt (and the next raises) that way.
+            }
+        }
+
         // gRPC deadlines are absolute times on the system clock (the transport compares them with it), so the injected
         // TimeProvider, which may be fake in tests, must not be used here.
         using var call = broker.RaiseAsync(request, deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken);

@@ -37,6 +37,15 @@ public sealed class HookBrokerClientOptions
     public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// Whether concurrent raises share long-lived <c>RaiseStream</c> calls (one per broker node): each
+    /// <see cref="IHookBrokerClient.ExecuteEventAsync"/> still awaits its own answer, with the same idempotency key,
+    /// retries, timeout, wait mode and exceptions as a unary raise, but raises made at the same moment (a web app under
+    /// load) travel as one stream message of up to 256 raises (about 1 MB) instead of one gRPC call each. A broker that
+    /// does not serve <c>RaiseStream</c> is sent unary raises instead; false always raises unary. Default: true.
+    /// </summary>
+    public bool Batching { get; set; } = true;
+
+    /// <summary>
     /// How args objects become the wire's JSON object. Default: null, meaning <see cref="JsonSerializerOptions"/> with
     /// no naming policy (property names travel as written; hooks bind them case- and snake_case-insensitively).
     /// </summary>

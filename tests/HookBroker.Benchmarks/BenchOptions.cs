@@ -3,7 +3,7 @@ using System.Globalization;
 namespace HookBroker.Benchmarks;
 
 /// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
-/// [--engine sqlite|memory|redis] [--durability normal|fsync]</c>.</summary>
+/// [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw]</c>.</summary>
 internal sealed record BenchOptions(
     string Scenario,
     int Events,
@@ -13,7 +13,9 @@ internal sealed record BenchOptions(
     bool Smoke,
     bool CompareRedis,
     string Engine,
-    string Durability)
+    string Durability,
+    bool Bare,
+    bool RawProducer)
 {
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
@@ -27,6 +29,10 @@ internal sealed record BenchOptions(
           --engine E         sqlite (default) | memory | redis (starts its own redis-server: appendonly yes,
                              appendfsync everysec; the broker on it). `all` also runs e2e on redis
           --durability D     normal (default) | fsync (sqlite: synchronous=FULL; redis: appendfsync always)
+          --bare             raise: also run the unary workload against a bare gRPC server (same hosting, answers
+                             at once), alternately, and print the broker's share of that ceiling
+          --producer P       e2e, fanout: sdk (default: ExecuteEventAsync from many concurrent callers) | raw (the
+                             generated client's RaiseStream, 500 raises per message: the wire protocol alone)
         """;
 
     /// <summary>True for <c>--engine redis</c>: the broker stores in a redis-server this program starts.</summary>
@@ -54,6 +60,12 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"unknown engine '{engine}'\n{Usage}");
         }
 
+        var producer = Value("--producer") ?? "sdk";
+        if (producer is not ("sdk" or "raw"))
+        {
+            throw new ArgumentException($"unknown producer '{producer}'\n{Usage}");
+        }
+
         return new BenchOptions(
             args[0],
             Int("--n", smoke ? 2_000 : 200_000),
@@ -63,6 +75,8 @@ internal sealed record BenchOptions(
             smoke,
             Value("--compare") == "redis",
             engine,
-            Value("--durability") ?? "normal");
+            Value("--durability") ?? "normal",
+            args.Contains("--bare"),
+            producer == "raw");
     }
 }

@@ -73,7 +73,7 @@ internal static class CapacityWorkloads
     /// </summary>
     public static async Task<(double RaisePerSecond, double DrainPerSecond, long Lost, long Duplicates)> BacklogAsync(GrpcChannel channel, int n)
     {
-        var raiseRate = await HookBrokerWorkload.RaiseOnlyAsync(channel, "backlog", n, unary: false);
+        var raiseRate = await HookBrokerWorkload.RaiseOnlyAsync(channel, "backlog", n, RaiseCall.RawStream);
         var stopwatch = Stopwatch.StartNew();
         var outcome = await HookBrokerWorkload.DrainAsync(channel, "backlog-g", "backlog", n);
         return (raiseRate, n / stopwatch.Elapsed.TotalSeconds, outcome.Lost, outcome.Duplicates);

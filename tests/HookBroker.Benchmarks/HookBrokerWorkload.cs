@@ -1,21 +1,45 @@
 using System.Diagnostics;
 using Grpc.Core;
 using Grpc.Net.Client;
+using HookBroker.Client;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Benchmarks;
 
-/// <summary>Raises through RaiseStream (batched, bounded window) and consumes with raw Subscribe streams that ack in batches.</summary>
+/// <summary>How the raise-only scenario raises.</summary>
+internal enum RaiseCall
+{
+    /// <summary>The SDK's <c>ExecuteEventAsync</c> from concurrent callers (batched onto a shared RaiseStream).</summary>
+    Sdk,
+
+    /// <summary>The SDK with <c>Batching = false</c>: one unary call per raise, from concurrent callers.</summary>
+    SdkUnary,
+
+    /// <summary>The generated client's unary Raise from concurrent callers.</summary>
+    RawUnary,
+
+    /// <summary>The generated client's RaiseStream: one caller, 500 raises per message, bounded window.</summary>
+    RawStream,
+}
+
+/// <summary>
+/// Raises through the SDK (<see cref="HookBrokerClient.ExecuteEventAsync"/>: a bounded window of calls in flight in
+/// throughput mode, paced in rate mode) and consumes with raw Subscribe streams that ack in batches.
+/// </summary>
 internal static class HookBrokerWorkload
 {
     private const int Window = 20_000;
     private const int BatchSize = 500;
 
+    /// <summary>ExecuteEventAsync calls in flight at once in the SDK producer.</summary>
+    private const int SdkWindow = 8_192;
+
     public sealed record Outcome(double EventsPerSecond, Latencies Latencies, long Lost, long Duplicates, TimeSpan Elapsed);
 
     /// <summary>Raises <paramref name="n"/> events of <paramref name="label"/> (at <paramref name="rate"/>/s when &gt; 0), consumed by
     /// one worker in each of <paramref name="groups"/> groups; events/s is from the first send to the last delivery.</summary>
-    public static async Task<Outcome> RunAsync(GrpcChannel channel, string label, int groups, int n, int rate)
+    /// <remarks>Without <paramref name="sdk"/>, the generated client's RaiseStream raises (the wire protocol alone).</remarks>
+    public static async Task<Outcome> RunAsync(GrpcChannel channel, IHookBrokerClient? sdk, string label, int groups, int n, int rate)
     {
         var client = new Protocol.V1.HookBroker.HookBrokerClient(channel);
         var latencies = new Latencies(n * groups);
@@ -26,7 +50,15 @@ internal static class HookBrokerWorkload
         }
 
         var stopwatch = Stopwatch.StartNew();
-        await ProduceAsync(client, label, n, rate);
+        if (sdk is null)
+        {
+            await ProduceAsync(client, label, n, rate);
+        }
+        else
+        {
+            await ProduceWithSdkAsync(sdk, label, n, rate, SdkWindow);
+        }
+
         var allDone = Task.WhenAll(consumers.Select(c => c.Done));
         var timeout = TimeSpan.FromSeconds(Math.Max(60, n / 2_000.0));
         await Task.WhenAny(allDone, Task.Delay(timeout));
@@ -52,17 +84,36 @@ internal static class HookBrokerWorkload
         return new Outcome(n / stopwatch.Elapsed.TotalSeconds, latencies, n - consumer.Distinct, consumer.Duplicates, stopwatch.Elapsed);
     }
 
-    /// <summary>Raises only: <paramref name="n"/> unary raises from <paramref name="callers"/> concurrent callers, or RaiseStream batches.</summary>
-    public static async Task<double> RaiseOnlyAsync(GrpcChannel channel, string label, int n, bool unary, int callers = 64)
+    /// <summary>Raises only: <paramref name="n"/> raises from <paramref name="callers"/> concurrent callers, or RaiseStream batches.</summary>
+    /// <param name="channel">The broker's channel (or the bare gRPC server's, with <paramref name="subscribe"/> false).</param>
+    /// <param name="label">The event label raised.</param>
+    /// <param name="n">How many raises.</param>
+    /// <param name="how">Through the SDK, or the generated client's unary calls or RaiseStream.</param>
+    /// <param name="subscribe">First subscribe a durable group to <paramref name="label"/> (no worker stays online), so every raise is stored.</param>
+    /// <param name="callers">Concurrent callers (all but <see cref="RaiseCall.RawStream"/>).</param>
+    /// <param name="address">The address of <paramref name="channel"/>, for the SDK's own channel (SDK calls only).</param>
+    public static async Task<double> RaiseOnlyAsync(GrpcChannel channel, string label, int n, RaiseCall how, bool subscribe = true, int callers = 64, Uri? address = null)
     {
         var client = new Protocol.V1.HookBroker.HookBrokerClient(channel);
-        // A durable group with no worker online: every raise is stored.
-        await using (await Consumer.StartAsync(client, $"{label}-g", label, 0, new Latencies(0)))
+        if (subscribe)
         {
+            // A durable group with no worker online: every raise is stored.
+            await using (await Consumer.StartAsync(client, $"{label}-g", label, 0, new Latencies(0)))
+            {
+            }
+        }
+
+        if (how is RaiseCall.Sdk or RaiseCall.SdkUnary)
+        {
+            await using var sdk = new HookBrokerClient(new HookBrokerClientOptions { Address = address ?? throw new ArgumentNullException(nameof(address)), Batching = how == RaiseCall.Sdk });
+            await sdk.ExecuteEventAsync(label, SdkArgs(-1)); // the first call opens the channel (and the stream): not timed
+            var started = Stopwatch.StartNew();
+            await ProduceWithSdkAsync(sdk, label, n, rate: 0, window: callers);
+            return n / started.Elapsed.TotalSeconds;
         }
 
         var stopwatch = Stopwatch.StartNew();
-        if (unary)
+        if (how == RaiseCall.RawUnary)
         {
             var next = -1;
             await Task.WhenAll(Enumerable.Range(0, callers).Select(async _ =>
@@ -80,6 +131,60 @@ internal static class HookBrokerWorkload
         }
 
         return n / stopwatch.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The benchmark's args as an app passes them (serialized by the SDK): the same fields as <see cref="Payload.Args"/>.</summary>
+    private static object SdkArgs(long sequence) =>
+        new { ts = Stopwatch.GetTimestamp(), seq = sequence, username = "user-" + sequence, email = "user-" + sequence + "@example.com", pad = Payload.Pad };
+
+    /// <summary>
+    /// <paramref name="n"/> ExecuteEventAsync calls, at most <paramref name="window"/> in flight (the callers of a busy app);
+    /// paced to <paramref name="rate"/>/s when &gt; 0. Throws when any raise failed.
+    /// </summary>
+    private static async Task ProduceWithSdkAsync(IHookBrokerClient client, string label, int n, int rate, int window)
+    {
+        using var slots = new SemaphoreSlim(window);
+        var failed = 0L;
+        Exception? firstError = null;
+        var started = Stopwatch.GetTimestamp();
+
+        async Task RaiseOneAsync(int sequence)
+        {
+            try
+            {
+                await client.ExecuteEventAsync(label, SdkArgs(sequence));
+            }
+            catch (HookBrokerException e)
+            {
+                Interlocked.CompareExchange(ref firstError, e, null);
+                Interlocked.Increment(ref failed);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            while (rate > 0 && i >= Stopwatch.GetElapsedTime(started).TotalSeconds * rate)
+            {
+                await Task.Delay(1);
+            }
+
+            await slots.WaitAsync();
+            _ = RaiseOneAsync(i);
+        }
+
+        for (var i = 0; i < window; i++)
+        {
+            await slots.WaitAsync();
+        }
+
+        if (failed > 0)
+        {
+            throw new InvalidOperationException($"{failed} raises failed; the first: {firstError?.Message}");
+        }
     }
 
     private static async Task ProduceAsync(Protocol.V1.HookBroker.HookBrokerClient client, string label, int n, int rate)

@@ -6,7 +6,7 @@ namespace HookBroker.Benchmarks;
 /// <summary>The ~200-byte args every scenario sends: a send timestamp, a sequence number and user-like fields.</summary>
 internal static class Payload
 {
-    private static readonly string Pad = new('x', 96);
+    public static readonly string Pad = new('x', 96);
 
     public static Struct Args(long sequence) => new()
     {

@@ -2,9 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using Grpc.Net.Client;
 using HookBroker.Benchmarks;
+using HookBroker.Client;
 
-// The benchmark: starts the real broker (and redis-server for the comparison) as separate processes and prints one
-// key=value result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
+// The benchmark: starts the real broker (and redis-server for the comparison) as separate processes, raises through the
+// SDK (HookBrokerClient.ExecuteEventAsync) and prints one key=value result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
 BenchOptions options;
 try
 {
@@ -62,18 +63,23 @@ static void Print(List<ResultLine> lines, ResultLine line)
     Console.WriteLine(line);
 }
 
-static async Task WarmUpAsync(GrpcChannel channel, TimeSpan warmup)
+static async Task WarmUpAsync(GrpcChannel channel, IHookBrokerClient? sdk, TimeSpan warmup)
 {
     // The JIT needs seconds of full load to reach full speed: run the workload until the warm-up time is spent.
     var stopwatch = Stopwatch.StartNew();
     var round = 0;
     while (stopwatch.Elapsed < warmup)
     {
-        await HookBrokerWorkload.RunAsync(channel, $"warmup{round++}", 1, 20_000, 0);
+        await HookBrokerWorkload.RunAsync(channel, sdk, $"warmup{round++}", 1, 20_000, 0);
     }
 }
 
-static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, string scenario, string engine, string label, int groups, int n, int rate)
+// The SDK client the producer raises through: one per broker, as an app keeps one. Null with --producer raw: the
+// producer then uses the generated client's RaiseStream.
+static HookBrokerClient? Sdk(BrokerServer broker, BenchOptions o) =>
+    o.RawProducer ? null : new(new HookBrokerClientOptions { Address = broker.Address, Source = "benchmark" });
+
+static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, string scenario, string engine, string label, int groups, int n, int rate)
 {
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);
     var redisCpuBefore = broker.Redis is { } redis ? ProcessStats.CpuTime(redis.Pid) : TimeSpan.Zero;
@@ -81,11 +87,12 @@ static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel chan
     await using (var rss = new PeakRss(broker.Pid))
     await using (var redisRss = broker.Redis is { } r ? new PeakRss(r.Pid) : null)
     {
-        outcome = await HookBrokerWorkload.RunAsync(channel, label, groups, n, rate);
+        outcome = await HookBrokerWorkload.RunAsync(channel, sdk, label, groups, n, rate);
         var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / ((double)n * groups);
         var line = new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
-            .Add("groups", groups.ToString(CultureInfo.InvariantCulture));
+            .Add("groups", groups.ToString(CultureInfo.InvariantCulture))
+            .Add("producer", sdk is null ? "raw-stream" : "sdk");
         if (broker.Redis is { } server && redisRss is not null)
         {
             // The broker's figures leave out the Redis server it stores in: reported beside them.
@@ -127,16 +134,17 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
             }
 
             using var channel = GrpcChannel.ForAddress(broker.Address);
-            await WarmUpAsync(channel, o.Warmup);
+            await using var sdk = Sdk(broker, o);
+            await WarmUpAsync(channel, sdk, o.Warmup);
             var n = o.Rate > 0 ? (int)(o.Rate * o.Duration.TotalSeconds) : o.Events;
-            var line = await MeasureAsync(broker, channel, "e2e", Engine(o), $"e2e{round}", 1, n, o.Rate);
+            var line = await MeasureAsync(broker, channel, sdk, "e2e", Engine(o), $"e2e{round}", 1, n, o.Rate);
             Print(lines, line);
             ours.Add(line);
             if (o.Rate == 0 && !o.CompareRedis)
             {
                 // Throughput alone was asked for; also report rate mode, the latency figure.
                 var rate = o.Smoke ? 1_000 : 5_000;
-                Print(lines, await MeasureAsync(broker, channel, "e2e", Engine(o), $"e2e-rate{round}", 1, (int)(rate * o.Duration.TotalSeconds), rate));
+                Print(lines, await MeasureAsync(broker, channel, sdk, "e2e", Engine(o), $"e2e-rate{round}", 1, (int)(rate * o.Duration.TotalSeconds), rate));
             }
         }
 
@@ -155,24 +163,74 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 
 static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
 {
-    await using var broker = await StartBrokerAsync(o, "raise");
-    if (broker is null)
+    // With --bare, rounds alternate between the broker and the bare gRPC server, so both see the same machine.
+    var rounds = o.Bare ? 2 : 1;
+    var ours = new List<double>();
+    var bare = new List<double>();
+    for (var round = 0; round < rounds; round++)
     {
-        return;
+        await using (var broker = await StartBrokerAsync(o, "raise"))
+        {
+            if (broker is null)
+            {
+                return;
+            }
+
+            using var channel = GrpcChannel.ForAddress(broker.Address);
+            await using (var sdk = Sdk(broker, o))
+            {
+                await WarmUpAsync(channel, sdk, o.Warmup);
+            }
+
+            // The SDK first (what an app gets: 64 concurrent ExecuteEventAsync callers, batched onto RaiseStream), then
+            // the SDK unary, then the generated client's unary calls and RaiseStream, each labelled by call=.
+            foreach (var how in new[] { RaiseCall.Sdk, RaiseCall.SdkUnary, RaiseCall.RawUnary, RaiseCall.RawStream })
+            {
+                var line = await MeasureRaiseAsync(broker.Pid, channel, broker.Address, Engine(o), $"raise-{how}{round}".ToLowerInvariant(), o.Events, how, subscribe: true);
+                Print(lines, line);
+                if (how == RaiseCall.RawUnary)
+                {
+                    ours.Add(line.EventsPerSecond);
+                }
+            }
+        }
+
+        if (o.Bare)
+        {
+            await using var server = await BareGrpcServer.StartAsync();
+            using var channel = GrpcChannel.ForAddress(server.Address);
+            var warm = Stopwatch.StartNew();
+            for (var i = 0; warm.Elapsed < o.Warmup; i++)
+            {
+                await HookBrokerWorkload.RaiseOnlyAsync(channel, $"warmup{i}", 20_000, RaiseCall.RawUnary, subscribe: false);
+            }
+
+            var line = await MeasureRaiseAsync(server.Pid, channel, server.Address, "bare-grpc", "raise-unary", o.Events, RaiseCall.RawUnary, subscribe: false);
+            Print(lines, line);
+            bare.Add(line.EventsPerSecond);
+        }
     }
 
-    using var channel = GrpcChannel.ForAddress(broker.Address);
-    await WarmUpAsync(channel, o.Warmup);
-    foreach (var unary in new[] { true, false })
+    if (bare.Count > 0)
     {
-        var cpuBefore = ProcessStats.CpuTime(broker.Pid);
-        await using var rss = new PeakRss(broker.Pid);
-        var perSecond = await HookBrokerWorkload.RaiseOnlyAsync(channel, unary ? "raise-unary" : "raise-stream", o.Events, unary);
-        var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / o.Events;
-        Print(lines, new ResultLine("raise", Engine(o), "throughput", perSecond, (0, 0, 0), rss.Peak, cpu, o.Events, 0)
-            .Add("call", unary ? "unary" : "stream")
-            .Add("callers", unary ? "64" : "1"));
+        // The target: unary raise at 80% or more of the bare gRPC unary ceiling (raw unary against raw unary).
+        Console.WriteLine($"ratio_vs_bare_grpc={(ours.Average() / bare.Average()).ToString("0.00", CultureInfo.InvariantCulture)}");
     }
+}
+
+// One raise-only run: the server's CPU per raise, and this process's (the client's) beside it.
+static async Task<ResultLine> MeasureRaiseAsync(int serverPid, GrpcChannel channel, Uri address, string engine, string label, int n, RaiseCall how, bool subscribe)
+{
+    var cpuBefore = ProcessStats.CpuTime(serverPid);
+    var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    await using var rss = new PeakRss(serverPid);
+    var perSecond = await HookBrokerWorkload.RaiseOnlyAsync(channel, label, n, how, subscribe, address: address);
+    var cpu = (ProcessStats.CpuTime(serverPid) - cpuBefore).TotalMicroseconds / n;
+    var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
+    return new ResultLine("raise", engine, "throughput", perSecond, (0, 0, 0), rss.Peak, cpu, n, 0)
+        .Add("call", how switch { RaiseCall.Sdk => "sdk", RaiseCall.SdkUnary => "sdk-unary", RaiseCall.RawUnary => "raw-unary", _ => "raw-stream" })
+        .Add("callers", how == RaiseCall.RawStream ? "1" : "64")
+        .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture));
 }
 
 static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
@@ -184,8 +242,9 @@ static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
     }
 
     using var channel = GrpcChannel.ForAddress(broker.Address);
-    await WarmUpAsync(channel, o.Warmup);
-    Print(lines, await MeasureAsync(broker, channel, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
+    await using var sdk = Sdk(broker, o);
+    await WarmUpAsync(channel, sdk, o.Warmup);
+    Print(lines, await MeasureAsync(broker, channel, sdk, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
 }
 
 static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)

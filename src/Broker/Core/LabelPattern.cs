@@ -65,35 +65,64 @@ public sealed class LabelPattern
 /// <summary>A worker's (or group's) patterns, as a filter.</summary>
 public sealed class PatternSet : ILabelFilter
 {
-    private readonly HashSet<string> _literals = new(StringComparer.Ordinal);
-    private readonly List<LabelPattern> _wildcards = [];
+    // One set per stream and one per group: up to this many literals are compared one by one, as fast as hashing at
+    // that size, without a hash set's ~200 bytes for each of 10,000 idle streams.
+    private const int MaxLinearLiterals = 8;
+
+    private readonly string[] _literals;
+    private readonly HashSet<string>? _literalSet;
+    private readonly LabelPattern[] _wildcards;
 
     /// <summary>Builds the set from validated patterns.</summary>
     public PatternSet(IEnumerable<string> patterns)
     {
+        var literals = new List<string>();
+        var wildcards = new List<LabelPattern>();
         foreach (var text in patterns.Distinct(StringComparer.Ordinal))
         {
             var pattern = LabelPattern.Parse(text);
             if (pattern.IsLiteral)
             {
-                _literals.Add(text);
+                literals.Add(text);
             }
             else
             {
-                _wildcards.Add(pattern);
+                wildcards.Add(pattern);
             }
         }
 
-        Patterns = [.. _literals, .. _wildcards.Select(p => p.Text)];
+        _literals = [.. literals];
+        _literalSet = _literals.Length > MaxLinearLiterals ? new HashSet<string>(_literals, StringComparer.Ordinal) : null;
+        _wildcards = [.. wildcards];
+        Patterns = _wildcards.Length == 0 ? _literals : [.. _literals, .. _wildcards.Select(p => p.Text)];
     }
 
     /// <summary>The patterns as written, deduplicated.</summary>
     public IReadOnlyList<string> Patterns { get; }
 
+    /// <summary>True when <paramref name="patterns"/> (without duplicates) are exactly this set's patterns, in any order.</summary>
+    public bool HasExactly(IReadOnlyList<string> patterns)
+    {
+        if (patterns.Count != Patterns.Count)
+        {
+            return false;
+        }
+
+        foreach (var pattern in patterns)
+        {
+            if (!HasLiteral(pattern) && !Array.Exists(_wildcards, w => string.Equals(w.Text, pattern, StringComparison.Ordinal)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <inheritdoc />
     public bool Matches(string label)
     {
-        if (_literals.Contains(label))
+        if (HasLiteral(label))
         {
             return true;
         }
@@ -101,6 +130,24 @@ public sealed class PatternSet : ILabelFilter
         foreach (var pattern in _wildcards)
         {
             if (pattern.Matches(label))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool HasLiteral(string label)
+    {
+        if (_literalSet is not null)
+        {
+            return _literalSet.Contains(label);
+        }
+
+        foreach (var literal in _literals)
+        {
+            if (string.Equals(literal, label, StringComparison.Ordinal))
             {
                 return true;
             }

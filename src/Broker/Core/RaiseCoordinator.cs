@@ -37,16 +37,26 @@ public sealed class RaiseCoordinator(
 {
     private readonly TimeSpan _idempotencyWindow = options.Value.IdempotencyWindow;
 
-    /// <summary>Raises one event; throws <see cref="BrokerException"/> when refused.</summary>
-    internal async Task<RaiseResponse> RaiseAsync(RawRaiseRequest request, TimeSpan? timeLeft, CancellationToken cancellationToken)
+    /// <summary>
+    /// Checks, routes and stores one raise (the unary Raise): the path of <see cref="StoreAsync"/> for a single request,
+    /// without its lists. Concurrent calls still share group commits: the engine batches whatever is queued.
+    /// </summary>
+    internal async ValueTask<RaiseItemResult> StoreOneAsync(RawRaiseRequest request, TimeSpan? timeLeft, CancellationToken cancellationToken)
     {
-        var stored = (await StoreAsync([request], timeLeft, cancellationToken))[0];
-        if (stored.Error is not null)
+        var now = time.GetUtcNow();
+        if (Prepare(request, timeLeft, now, out var error, out var wait) is not { } newEvent)
         {
-            throw stored.Error;
+            metrics.OnUnrouted(error is null ? 1 : 0);
+            return NotStored(error);
         }
 
-        return await CompleteAsync(stored, cancellationToken);
+        // Wait mode: keep outcomes published between the commit and the waiters' registration.
+        using var window = wait is not null ? waiters.OpenWindow() : null;
+        var appended = await store.AppendAsync([newEvent], now, cancellationToken);
+        var result = ToResult(appended[0], wait);
+        metrics.OnRaised(appended[0].Status == AppendStatus.Stored ? 1 : 0);
+        metrics.OnDuplicates(appended[0].Status == AppendStatus.Duplicate ? 1 : 0);
+        return result;
     }
 
     /// <summary>Checks, routes and stores a batch of raises; one result per request, in order.</summary>
@@ -59,35 +69,16 @@ public sealed class RaiseCoordinator(
         var unrouted = 0;
         for (var i = 0; i < requests.Count; i++)
         {
-            ValidRaise raise;
-            try
+            if (Prepare(requests[i], timeLeft, now, out var error, out var wait) is { } newEvent)
             {
-                raise = validator.Validate(requests[i], timeLeft);
+                toStore.Add(newEvent);
+                positions.Add((i, wait));
             }
-            catch (BrokerException ex)
+            else
             {
-                results[i] = RaiseItemResult.Refused(ex);
-                continue;
+                results[i] = NotStored(error);
+                unrouted += error is null ? 1 : 0;
             }
-
-            var groups = router.Route(raise.Label);
-            if (groups.Length == 0)
-            {
-                // Like an in-process event with no hooks: a no-op, counted, not stored.
-                unrouted++;
-                results[i] = new RaiseItemResult(null, 0, [], false, null);
-                continue;
-            }
-
-            var routed = new RoutedGroup[groups.Length];
-            for (var g = 0; g < groups.Length; g++)
-            {
-                var policy = policies.For(groups[g]);
-                routed[g] = new RoutedGroup(groups[g], now + policy.Retention, policy.MaxBacklog);
-            }
-
-            toStore.Add(new NewEvent(raise.Label, raise.Payload, raise.OrderingKey, raise.IdempotencyKey, now + _idempotencyWindow, raise.Source, now, routed));
-            positions.Add((i, raise.WaitTimeout));
         }
 
         metrics.OnUnrouted(unrouted);
@@ -104,15 +95,7 @@ public sealed class RaiseCoordinator(
         {
             var (index, wait) = positions[k];
             var result = appended[k];
-            results[index] = result.Status switch
-            {
-                AppendStatus.Stored or AppendStatus.Duplicate => new RaiseItemResult(null, result.EventId, result.Groups, result.Status == AppendStatus.Duplicate, wait)
-                {
-                    Waiter = wait is not null && result.Groups.Count > 0 ? waiters.Register(result.EventId, result.Groups) : null,
-                },
-                _ => RaiseItemResult.Refused(BrokerException.Exhausted(
-                    $"group '{result.FullGroup}' has reached its backlog limit of {policies.For(result.FullGroup ?? string.Empty).MaxBacklog} waiting events (HookBroker:Groups:<group>:MaxBacklog, default HookBroker:Defaults:MaxBacklog); retry later")),
-            };
+            results[index] = ToResult(result, wait);
             stored += result.Status == AppendStatus.Stored ? 1 : 0;
             duplicates += result.Status == AppendStatus.Duplicate ? 1 : 0;
         }
@@ -122,15 +105,21 @@ public sealed class RaiseCoordinator(
         return results;
     }
 
+    /// <summary>
+    /// The response of a raise stored without wait mode (or routed nowhere), built at once: no waiting, so no token to
+    /// watch. Null when it is in wait mode (<see cref="CompleteAsync"/> answers it).
+    /// </summary>
+    public static RaiseResponse? ImmediateResponse(RaiseItemResult stored)
+    {
+        ArgumentNullException.ThrowIfNull(stored);
+        return stored.Wait is null || stored.Groups.Count == 0 ? NewResponse(stored) : null;
+    }
+
     /// <summary>The response of a stored raise; in wait mode, once every group has an outcome or the wait timed out.</summary>
     public async Task<RaiseResponse> CompleteAsync(RaiseItemResult stored, CancellationToken cancellationToken)
     {
-        var response = new RaiseResponse
-        {
-            EventId = stored.EventId == 0 ? string.Empty : DeliveryId.FormatEventId(stored.EventId),
-            RoutedGroups = stored.Groups.Count,
-            Duplicate = stored.Duplicate,
-        };
+        ArgumentNullException.ThrowIfNull(stored);
+        var response = NewResponse(stored);
         if (stored.Wait is not { } wait || stored.Groups.Count == 0)
         {
             return response;
@@ -165,6 +154,64 @@ public sealed class RaiseCoordinator(
 
         return response;
     }
+
+    private static RaiseResponse NewResponse(RaiseItemResult stored) => new()
+    {
+        EventId = stored.EventId == 0 ? string.Empty : DeliveryId.FormatEventId(stored.EventId),
+        RoutedGroups = stored.Groups.Count,
+        Duplicate = stored.Duplicate,
+    };
+
+    /// <summary>The result of a raise that was not stored: refused with <paramref name="error"/>, or (null) routed nowhere.</summary>
+    private static RaiseItemResult NotStored(BrokerException? error) =>
+        error is null ? new RaiseItemResult(null, 0, [], false, null) : RaiseItemResult.Refused(error);
+
+    /// <summary>
+    /// Checks and routes one raise. Returns the event to store, or null when there is nothing to store: refused
+    /// (<paramref name="error"/> says why) or routed nowhere (the caller counts it as unrouted).
+    /// </summary>
+    private NewEvent? Prepare(RawRaiseRequest request, TimeSpan? timeLeft, DateTimeOffset now, out BrokerException? error, out TimeSpan? wait)
+    {
+        wait = null;
+        ValidRaise raise;
+        try
+        {
+            raise = validator.Validate(request, timeLeft);
+        }
+        catch (BrokerException ex)
+        {
+            error = ex;
+            return null;
+        }
+
+        error = null;
+        var groups = router.Route(raise.Label);
+        if (groups.Length == 0)
+        {
+            // Like an in-process event with no hooks: a no-op, counted, not stored.
+            return null;
+        }
+
+        var routed = new RoutedGroup[groups.Length];
+        for (var g = 0; g < groups.Length; g++)
+        {
+            var policy = policies.For(groups[g]);
+            routed[g] = new RoutedGroup(groups[g], now + policy.Retention, policy.MaxBacklog);
+        }
+
+        wait = raise.WaitTimeout;
+        return new NewEvent(raise.Label, raise.Payload, raise.OrderingKey, raise.IdempotencyKey, now + _idempotencyWindow, raise.Source, now, routed);
+    }
+
+    private RaiseItemResult ToResult(AppendResult result, TimeSpan? wait) => result.Status switch
+    {
+        AppendStatus.Stored or AppendStatus.Duplicate => new RaiseItemResult(null, result.EventId, result.Groups, result.Status == AppendStatus.Duplicate, wait)
+        {
+            Waiter = wait is not null && result.Groups.Count > 0 ? waiters.Register(result.EventId, result.Groups) : null,
+        },
+        _ => RaiseItemResult.Refused(BrokerException.Exhausted(
+            $"group '{result.FullGroup}' has reached its backlog limit of {policies.For(result.FullGroup ?? string.Empty).MaxBacklog} waiting events (HookBroker:Groups:<group>:MaxBacklog, default HookBroker:Defaults:MaxBacklog); retry later")),
+    };
 
     private static GroupOutcome ToWire(string group, OutcomeNotice? outcome) => outcome is null
         ? new GroupOutcome { Group = group, Outcome = Outcome.TimedOut }

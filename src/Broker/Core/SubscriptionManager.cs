@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -16,8 +17,8 @@ namespace HookBroker.Broker.Core;
 
 /// <summary>
 /// The workers connected to this node: opens and closes their sessions, runs one <see cref="GroupDispatcher"/> per
-/// group with workers, applies their settlements, frees the capacity of expired leases, and ends every stream with
-/// UNAVAILABLE when the broker stops.
+/// group with workers, applies their settlements, frees the capacity of expired leases, sends heartbeats on silent
+/// streams (one timer for all of them), and ends every stream with UNAVAILABLE when the broker stops.
 /// </summary>
 public sealed class SubscriptionManager : IAsyncDisposable
 {
@@ -30,7 +31,9 @@ public sealed class SubscriptionManager : IAsyncDisposable
     private readonly BrokerOptions _options;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, GroupDispatcher> _groups = new(StringComparer.Ordinal);
-    private readonly HashSet<WorkerSession> _sessions = [];
+    // Changed under _gate (with _stopping); read without it by the heartbeat timer.
+    private readonly ConcurrentDictionary<WorkerSession, byte> _sessions = new();
+    private readonly ITimer _heartbeats;
     private long _nextSession;
     private bool _stopping;
 
@@ -51,7 +54,14 @@ public sealed class SubscriptionManager : IAsyncDisposable
         _time = time;
         _options = options.Value;
         _logger = logger;
+        // One timer checks every stream a few times per interval, instead of a timer (and linked tokens) per stream: a
+        // silent stream gets its heartbeat after one to one and a quarter intervals of silence.
+        var check = HeartbeatCheckPeriod(_options.HeartbeatInterval);
+        _heartbeats = time.CreateTimer(static state => ((SubscriptionManager)state!).SendHeartbeats(), this, check, check);
     }
+
+    /// <summary>How often silent streams are looked for: a quarter of the heartbeat interval.</summary>
+    public static TimeSpan HeartbeatCheckPeriod(TimeSpan interval) => interval / 4;
 
     /// <summary>Workers of <paramref name="group"/> connected to this node.</summary>
     public int WorkersOf(string group)
@@ -107,12 +117,12 @@ public sealed class SubscriptionManager : IAsyncDisposable
         var policy = _policies.For(start.Group);
         var number = Interlocked.Increment(ref _nextSession);
         var id = string.Create(CultureInfo.InvariantCulture, $"w{number}-{Guid.NewGuid():N}")[..20];
-        var session = new WorkerSession(id, start.Group, start.WorkerName.Length == 0 ? null : start.WorkerName, filter, maxInFlight, policy);
+        var session = new WorkerSession(id, start.Group, start.WorkerName.Length == 0 ? null : start.WorkerName, filter, maxInFlight, policy, _time.GetTimestamp());
         GroupDispatcher dispatcher;
         lock (_gate)
         {
             ThrowIfStopping();
-            _sessions.Add(session);
+            _sessions.TryAdd(session, 0);
             if (!_groups.TryGetValue(start.Group, out dispatcher!))
             {
                 _groups[start.Group] = dispatcher = new GroupDispatcher(start.Group, policy, _store, _metrics, _time, _logger);
@@ -262,7 +272,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
         GroupDispatcher? emptied = null;
         lock (_gate)
         {
-            _sessions.Remove(session);
+            _sessions.TryRemove(session, out _);
             if (_groups.TryGetValue(session.Group, out var dispatcher) && dispatcher.Remove(session) == 0)
             {
                 _groups.Remove(session.Group);
@@ -345,7 +355,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
         lock (_gate)
         {
             _stopping = true;
-            sessions = [.. _sessions];
+            sessions = [.. _sessions.Keys];
         }
 
         BrokerLog.Stopping(_logger, sessions.Length);
@@ -358,6 +368,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        await _heartbeats.DisposeAsync();
         GroupDispatcher[] dispatchers;
         lock (_gate)
         {
@@ -376,7 +387,16 @@ public sealed class SubscriptionManager : IAsyncDisposable
     {
         lock (_gate)
         {
-            return [.. _sessions];
+            return [.. _sessions.Keys];
+        }
+    }
+
+    private void SendHeartbeats()
+    {
+        var now = _time.GetTimestamp();
+        foreach (var (session, _) in _sessions)
+        {
+            session.HeartbeatIfSilent(now, _options.HeartbeatInterval, _time);
         }
     }
 

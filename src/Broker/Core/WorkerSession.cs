@@ -25,12 +25,16 @@ public sealed class WorkerSession : IDisposable
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _aborted = new();
     private TaskCompletionSource _roomForConfirmations = CompletedSignal();
+    private long _lastSent;
+    private int _heartbeatDue;
     private Status? _abortStatus;
     private bool _disposed;
 
-    /// <summary>Creates a session.</summary>
-    public WorkerSession(string id, string group, string? name, PatternSet filter, int maxInFlight, GroupPolicy policy)
+    /// <summary>Creates a session; <paramref name="openedAt"/> (a <see cref="TimeProvider.GetTimestamp"/> value) starts
+    /// its silence.</summary>
+    public WorkerSession(string id, string group, string? name, PatternSet filter, int maxInFlight, GroupPolicy policy, long openedAt)
     {
+        _lastSent = openedAt;
         Id = id;
         Group = group;
         Name = name;
@@ -173,39 +177,45 @@ public sealed class WorkerSession : IDisposable
     }
 
     /// <summary>
-    /// The next message to send: everything queued, merged; a heartbeat after <paramref name="heartbeat"/> of silence;
-    /// null once the session was aborted.
+    /// The next message to send: everything queued, merged; a heartbeat once <see cref="HeartbeatIfSilent"/> found the
+    /// stream silent; null once the session was aborted.
     /// </summary>
-    internal async Task<RawSubscribeResponse?> NextAsync(TimeSpan heartbeat, TimeProvider time, CancellationToken cancellationToken)
+    internal async Task<RawSubscribeResponse?> NextAsync(TimeProvider time, CancellationToken cancellationToken)
     {
         while (true)
         {
             var message = TakeQueued();
-            if (message is not null)
-            {
-                return message;
-            }
-
-            if (Aborted.IsCancellationRequested)
+            if (message is null && Aborted.IsCancellationRequested)
             {
                 return null;
             }
 
-            using var silence = new CancellationTokenSource(heartbeat, time);
-            using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, Aborted, silence.Token);
-            try
+            // Whatever is sent now, the stream is not silent: a heartbeat asked for meanwhile is not needed.
+            if (Interlocked.Exchange(ref _heartbeatDue, 0) == 1 && message is null)
             {
-                await _signal.Reader.ReadAsync(idle.Token);
+                message = new RawSubscribeResponse { Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(time.GetUtcNow()) } };
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                if (Aborted.IsCancellationRequested)
-                {
-                    return null;
-                }
 
-                return new RawSubscribeResponse { Heartbeat = new Heartbeat { ServerTime = Timestamp.FromDateTimeOffset(time.GetUtcNow()) } };
+            if (message is not null)
+            {
+                Volatile.Write(ref _lastSent, time.GetTimestamp());
+                return message;
             }
+
+            // No timer or linked token per wait: the broker-wide heartbeat check and Abort both signal.
+            await _signal.Reader.ReadAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Asks for a heartbeat when nothing was sent for <paramref name="interval"/> up to <paramref name="now"/> (a
+    /// <see cref="TimeProvider.GetTimestamp"/> value); called by one broker-wide timer for every session.
+    /// </summary>
+    internal void HeartbeatIfSilent(long now, TimeSpan interval, TimeProvider time)
+    {
+        if (time.GetElapsedTime(Volatile.Read(ref _lastSent), now) >= interval && Interlocked.Exchange(ref _heartbeatDue, 1) == 0)
+        {
+            _signal.Writer.TryWrite(true);
         }
     }
 
@@ -231,6 +241,9 @@ public sealed class WorkerSession : IDisposable
         {
             // Closed in the meantime: nothing left to end.
         }
+
+        // Wake the writer, which then ends the stream.
+        _signal.Writer.TryWrite(true);
     }
 
     /// <inheritdoc />

@@ -35,6 +35,11 @@ public static class BrokerServiceCollectionExtensions
         services.AddHostedService<BrokerLifetime>();
         services.AddHostedService(sp => sp.GetRequiredService<Housekeeping>());
 
+        // The gRPC services and the interceptor hold no per-call state: one instance each, resolved from the container,
+        // rather than one built by the activator (and disposed) for every call.
+        services.TryAddSingleton<HookBrokerService>();
+        services.TryAddSingleton<HookBrokerAdminService>();
+        services.TryAddSingleton<BrokerExceptionInterceptor>();
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<BrokerExceptionInterceptor>();

@@ -17,10 +17,16 @@ internal sealed class HookBrokerService(
     /// <inheritdoc />
     public override async Task<RaiseResponse> Raise(RawRaiseRequest request, ServerCallContext context)
     {
-        var stored = (await raises.StoreAsync([request], TimeLeft(context), context.CancellationToken))[0];
+        var stored = await raises.StoreOneAsync(request, TimeLeft(context), context.CancellationToken);
         if (stored.Error is not null)
         {
             throw stored.Error;
+        }
+
+        // Answered once stored, unless in wait mode: only waiting needs the tokens linked.
+        if (RaiseCoordinator.ImmediateResponse(stored) is { } response)
+        {
+            return response;
         }
 
         using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
@@ -102,7 +108,7 @@ internal sealed class HookBrokerService(
 
     private async Task WriteDeliveriesAsync(WorkerSession session, IServerStreamWriter<RawSubscribeResponse> responseStream, CancellationToken cancellationToken)
     {
-        while (await session.NextAsync(subscriptions.HeartbeatInterval, time, cancellationToken) is { } message)
+        while (await session.NextAsync(time, cancellationToken) is { } message)
         {
             await responseStream.WriteAsync(message, cancellationToken);
         }

@@ -53,7 +53,7 @@ internal sealed class HookBrokerApp : IAsyncDisposable
                 Event = label,
                 Args = ToStruct(args),
                 // The publisher may retry a batch: the key keeps a retried event from being stored twice.
-                IdempotencyKey = Guid.NewGuid().ToString("N"),
+                IdempotencyKey = IdempotencyKeys.New(),
                 Source = Options.Client.Source ?? string.Empty,
             });
         }

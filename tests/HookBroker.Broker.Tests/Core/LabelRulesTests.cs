@@ -176,6 +176,22 @@ public sealed class LabelRulesTests
         Assert.False(set.Matches("order_created"));
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(50)]
+    public void A_pattern_set_of_few_or_many_literals_matches_each_and_compares_as_a_set(int count)
+    {
+        var literals = Enumerable.Range(0, count).Select(i => $"label_{i}").ToArray();
+        var set = new PatternSet([.. literals, "other.*"]);
+
+        Assert.All(literals, l => Assert.True(set.Matches(l)));
+        Assert.True(set.Matches("other.x"));
+        Assert.False(set.Matches($"label_{count}"));
+        Assert.True(set.HasExactly([.. literals.Reverse(), "other.*"]));
+        Assert.False(set.HasExactly([.. literals.Skip(1), "other.*", "label_x"]));
+        Assert.False(set.HasExactly(literals));
+    }
+
     [Fact]
     public void An_empty_pattern_set_matches_nothing_and_an_invalid_pattern_is_refused()
     {

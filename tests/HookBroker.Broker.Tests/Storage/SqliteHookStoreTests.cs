@@ -5,7 +5,7 @@ using Microsoft.Data.Sqlite;
 
 namespace HookBroker.Broker.Tests.Storage;
 
-/// <summary>What only the SQLite engine promises: group commit, crash recovery, batch failure, disposal.</summary>
+/// <summary>What only the SQLite engine promises: group commit, crash recovery, a faulty operation failing alone, disposal.</summary>
 public sealed class SqliteHookStoreTests : IAsyncDisposable
 {
     private static readonly DateTimeOffset T0 = new(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
@@ -132,7 +132,7 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
-    public async Task A_failing_batch_fails_each_of_its_operations_and_the_store_carries_on()
+    public async Task A_faulty_operation_fails_alone_and_the_others_of_its_batch_are_committed()
     {
         var listener = new GateListener();
         var store = await OpenAsync("db", listener);
@@ -141,25 +141,31 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
         listener.BlockNextEventsAvailable();
         var first = store.AppendAsync([Event("a", "g1")], T0, Ct).AsTask();
         await listener.Blocked.WaitAsync(Ct);
+        var before = store.Commits;
 
-        // Queued into one batch: an append, a lease whose filter throws, another append.
-        var append1 = store.AppendAsync([Event("b", "g1")], T0, Ct).AsTask();
+        // Queued into one batch: 32 appends, a lease whose filter throws, 32 more appends (concurrent unary raises
+        // around a faulty operation).
+        var appends = Enumerable.Range(0, 32).Select(i => store.AppendAsync([Event($"b.{i}", "g1")], T0, Ct).AsTask()).ToList();
         var lease = store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(1), At(31)), Ct).AsTask();
-        var append2 = store.AppendAsync([Event("c", "g1")], T0, Ct).AsTask();
-        await PollAsync(() => store.QueuedOperations == 3);
+        appends.AddRange(Enumerable.Range(0, 32).Select(i => store.AppendAsync([Event($"c.{i}", "g1")], T0, Ct).AsTask()));
+        await PollAsync(() => store.QueuedOperations == 65);
         listener.Release();
 
         await first;
-        await Assert.ThrowsAsync<InvalidOperationException>(() => append1);
         await Assert.ThrowsAsync<InvalidOperationException>(() => lease);
-        await Assert.ThrowsAsync<InvalidOperationException>(() => append2);
+        var stored = (await Task.WhenAll(appends)).Select(r => Assert.Single(r)).ToList();
+        Assert.All(stored, r => Assert.Equal(AppendStatus.Stored, r.Status));
+        Assert.Equal(64, stored.Select(r => r.EventId).Distinct().Count());
+        Assert.Equal(before + 64, store.Commits);
 
-        // Nothing of the batch happened, and memory (backlog counts, ids) matches the database again.
-        Assert.Equal(1, (await StatsAsync(store, "g1")).Backlog);
-        var later = Assert.Single(await store.AppendAsync([Event("d", "g1", maxBacklog: 2)], T0, Ct));
+        // Memory (backlog counts, ids, leases) matches the database: the faulty lease left nothing behind.
+        Assert.Equal(65, (await StatsAsync(store, "g1")).Backlog);
+        Assert.Equal(0, (await StatsAsync(store, "g1")).InFlight);
+        var later = Assert.Single(await store.AppendAsync([Event("d", "g1", maxBacklog: 66)], T0, Ct));
         Assert.Equal(AppendStatus.Stored, later.Status);
-        Assert.Equal(AppendStatus.BacklogFull, Assert.Single(await store.AppendAsync([Event("e", "g1", maxBacklog: 2)], T0, Ct)).Status);
-        Assert.Equal(2, (await LeaseAsync(store, "g1", max: 10, At(1))).Deliveries.Count);
+        Assert.True(later.EventId > stored.Max(r => r.EventId));
+        Assert.Equal(AppendStatus.BacklogFull, Assert.Single(await store.AppendAsync([Event("e", "g1", maxBacklog: 66)], T0, Ct)).Status);
+        Assert.Equal(66, (await LeaseAsync(store, "g1", max: 100, At(1))).Deliveries.Count);
     }
 
     [Fact(Timeout = 30_000)]

@@ -22,9 +22,10 @@ namespace HookBroker.Broker.Storage.Sqlite;
 /// <see cref="SqliteStoreOptions.MaxOperationsPerCommit"/> operations or
 /// <see cref="SqliteStoreOptions.MaxItemsPerCommit"/> items), runs them in one transaction, commits, tells the
 /// listener, then completes the callers. So 64 concurrent raises cost one commit, and a task completes only once its
-/// change is durable (an ack included). A failed transaction fails every operation of its batch and rebuilds the
-/// in-memory state from storage, keeping the leases committed before it. Admin and outcome queries read on a second
-/// connection, which WAL lets run beside the writer.</para>
+/// change is durable (an ack included). A failed transaction is rolled back and the in-memory state rebuilt from
+/// storage, keeping the leases committed before it; then each operation of the batch runs again alone, so only a
+/// faulty one fails (a fault of the storage itself, such as a full disk, fails the whole batch at once). Admin and
+/// outcome queries read on a second connection, which WAL lets run beside the writer.</para>
 /// </remarks>
 public sealed class SqliteHookStore : IHookStore
 {
@@ -40,6 +41,7 @@ public sealed class SqliteHookStore : IHookStore
     private int _initialized;
     private int _disposed;
     private long _commits;
+    private bool _recovered = true;
 
     /// <summary>Creates the engine; nothing is opened before <see cref="InitializeAsync"/>.</summary>
     public SqliteHookStore(SqliteStoreOptions options, ILogger<SqliteHookStore>? logger = null)
@@ -334,6 +336,42 @@ public sealed class SqliteHookStore : IHookStore
     private void CommitBatch(List<SqliteStoreOp> batch)
     {
         var writer = _writer!;
+        if (TryCommit(writer, batch) is not { } exception)
+        {
+            Committed(writer, batch);
+            return;
+        }
+
+        if (batch.Count > 1 && _recovered && !IsStorageFault(exception))
+        {
+            // One operation's fault (a bad item, a filter that throws) must not fail the others that only shared its
+            // transaction: nothing of the batch happened, so each runs again in a transaction of its own and only
+            // the faulty one fails. A fault of the storage itself (disk full, I/O error) fails them all at once.
+            SqliteStoreLog.BatchSplit(_logger, batch.Count);
+            var single = new List<SqliteStoreOp>(1);
+            foreach (var op in batch)
+            {
+                single.Add(op);
+                CommitBatch(single);
+                single.Clear();
+            }
+
+            return;
+        }
+
+        // SQLITE_FULL (13): say which limit was hit, so a raise is answered RESOURCE_EXHAUSTED, not INTERNAL.
+        var failure = exception is SqliteException { SqliteErrorCode: 13 }
+            ? new StorageFullException($"storage is full: the disk holding {_options.DatabasePath} has no room left; free space or move HookBroker:DataPath", exception)
+            : exception;
+        foreach (var op in batch)
+        {
+            op.Fail(failure);
+        }
+    }
+
+    /// <summary>Runs the batch in one transaction; on failure rolls it back, resyncs memory and returns the exception.</summary>
+    private Exception? TryCommit(SqliteWriter writer, List<SqliteStoreOp> batch)
+    {
         try
         {
             writer.Begin();
@@ -345,33 +383,30 @@ public sealed class SqliteHookStore : IHookStore
             writer.Commit();
             Interlocked.Increment(ref _commits);
             _checkpointer!.OnCommitted(writer.TotalChanges);
+            return null;
         }
         catch (Exception exception)
         {
-            // The whole transaction is gone: fail every caller of the batch (none of it happened) and resync memory.
+            // The whole transaction is gone: none of it happened; resync memory with storage.
             SqliteStoreLog.BatchFailed(_logger, batch.Count, exception);
             try
             {
                 writer.Recover();
                 _groups = writer.Snapshot();
+                _recovered = true;
             }
             catch (Exception recoveryException)
             {
+                _recovered = false;
                 SqliteStoreLog.RecoveryFailed(_logger, recoveryException);
             }
 
-            // SQLITE_FULL (13): say which limit was hit, so a raise is answered RESOURCE_EXHAUSTED, not INTERNAL.
-            var failure = exception is SqliteException { SqliteErrorCode: 13 }
-                ? new StorageFullException($"storage is full: the disk holding {_options.DatabasePath} has no room left; free space or move HookBroker:DataPath", exception)
-                : exception;
-            foreach (var op in batch)
-            {
-                op.Fail(failure);
-            }
-
-            return;
+            return exception;
         }
+    }
 
+    private void Committed(SqliteWriter writer, List<SqliteStoreOp> batch)
+    {
         if (writer.GroupsChanged)
         {
             _groups = writer.Snapshot();
@@ -393,6 +428,13 @@ public sealed class SqliteHookStore : IHookStore
             SqliteStoreLog.TrimFailed(_logger, exception);
         }
     }
+
+    /// <summary>
+    /// True when SQLite itself failed (busy, out of memory or disk, read-only, I/O error, corruption): running the
+    /// operations again one by one would only fail each of them the same way.
+    /// </summary>
+    private static bool IsStorageFault(Exception exception) =>
+        exception is SqliteException { SqliteErrorCode: 5 or 6 or 7 or 8 or 9 or 10 or 11 or 13 or 14 or 15 or 26 };
 
     /// <summary>Tells the listener what the committed batch did, before its callers resume.</summary>
     private void Notify(SqliteWriter writer)

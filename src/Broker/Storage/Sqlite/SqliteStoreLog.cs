@@ -10,6 +10,9 @@ internal static partial class SqliteStoreLog
     [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "SQLite write batch of {Operations} operation(s) failed and was rolled back")]
     public static partial void BatchFailed(ILogger logger, int operations, Exception exception);
 
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "SQLite write batch of {Operations} operation(s) runs again one operation per transaction, so only the faulty one fails")]
+    public static partial void BatchSplit(ILogger logger, int operations);
+
     [LoggerMessage(EventId = 3003, Level = LogLevel.Critical, Message = "SQLite store could not recover after a failed batch")]
     public static partial void RecoveryFailed(ILogger logger, Exception exception);
 
@@ -19,10 +22,10 @@ internal static partial class SqliteStoreLog
     [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "SQLite store could not delete a step of the event log (retried after the next batch)")]
     public static partial void TrimFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(EventId = 3007, Level = LogLevel.Debug, Message = "SQLite checkpoint: {Copied} of {Frames} write-ahead log frame(s) copied into the database")]
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Debug, Message = "SQLite checkpoint: {Copied} of {Frames} write-ahead log frame(s) copied into the database")]
     public static partial void Checkpointed(ILogger logger, int frames, int copied);
 
-    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "SQLite checkpoint failed with code {Code} ({Error}); the log keeps its pages and the next checkpoint copies them")]
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "SQLite checkpoint failed with code {Code} ({Error}); the log keeps its pages and the next checkpoint copies them")]
     public static partial void CheckpointFailed(ILogger logger, int code, string error);
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The storage listener threw while being told about committed changes")]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One run of every benchmark scenario, as the README's Performance table reports it: builds the benchmark in Release
+# once, then runs each scenario in turn (one at a time: they share the machine) and prints every result line.
+# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 10 minutes; needs redis-server
+# for the Redis Streams comparison and the Redis engine line (the scenarios that need it say so and skip without it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build -c Release tests/HookBroker.Benchmarks -v quiet -nologo >/dev/null
+bench() {
+  echo "# $*"
+  dotnet tests/HookBroker.Benchmarks/bin/Release/net10.0/HookBroker.Benchmarks.dll "$@" | grep -E '^(scenario=|ratio_)'
+}
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version)"
+bench e2e --compare redis "$@"
+bench e2e --compare redis --producer raw "$@"
+bench e2e --rate 5000 --compare redis "$@"
+bench e2e --rate 5000 --compare redis --producer raw "$@"
+bench raise --bare "$@"
+bench fanout "$@"
+bench subscribers "$@"
+bench backlog "$@"
+bench e2e --engine redis --compare redis --producer raw "$@"

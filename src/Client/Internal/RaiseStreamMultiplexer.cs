@@ -1,0 +1,541 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using HookBroker.Protocol.V1;
+using Microsoft.Extensions.Logging;
+using BrokerApi = HookBroker.Protocol.V1.HookBroker;
+using WireResult = HookBroker.Protocol.V1.RaiseResult;
+
+namespace HookBroker.Client.Internal;
+
+/// <summary>
+/// Carries concurrent raises of one client on shared, long-lived <c>RaiseStream</c> calls, so a web app raising from
+/// many requests at once pays one stream message per batch instead of one gRPC call per event.
+/// <para>
+/// A raise attempt (<see cref="RaiseAsync"/>) puts its request into a bounded queue and awaits its own answer. Each
+/// <em>lane</em> (one per broker node, at least one) has a sender loop that takes whatever is queued, up to
+/// <see cref="MaxBatchItems"/> items or about <see cref="MaxBatchBytes"/>, tags each item with a sequence number, and
+/// writes them as one <see cref="RaiseStreamRequest"/>; the lane's reader loop completes each pending raise by the
+/// sequence number of its <c>RaiseResult</c> (a failed item becomes the <see cref="RpcException"/> the unary call
+/// would have thrown). Results come in any order, so a wait-mode raise never holds up the others.
+/// </para>
+/// <para>
+/// The lane opens its call lazily, at its first batch, and reopens it after it ended. When a call ends (node died,
+/// <c>UNAVAILABLE</c> at shutdown, connection reset), every raise still pending on it fails with a retriable
+/// <c>UNAVAILABLE</c>, so the client's retry pipeline sends it again, with its idempotency key, on a fresh call (with
+/// several nodes, the balancer puts a new call on a ready node). With several nodes, a lane also half-closes its call
+/// after <see cref="RebalanceAfter"/> and opens another at its next batch, so raises keep spreading over the nodes as they
+/// come and go (a half-closed call still delivers its outstanding answers). A broker without <c>RaiseStream</c>
+/// (<c>UNIMPLEMENTED</c>) makes every raise fail with <see cref="RaiseStreamUnsupportedException"/>, which the client
+/// answers by raising unary from then on.
+/// </para>
+/// </summary>
+internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
+{
+    /// <summary>Most raises in one stream message.</summary>
+    public const int MaxBatchItems = 256;
+
+    /// <summary>
+    /// A batch stops growing once its raises reach this size (serialized), so a message stays far below gRPC's 4 MB
+    /// default limit. A single raise larger than this travels unary (see <see cref="Accepts"/>), where a size error is
+    /// that raise's alone.
+    /// </summary>
+    public const int MaxBatchBytes = 1 << 20;
+
+    /// <summary>
+    /// Messages a lane keeps unanswered at once (their wait-mode raises not counted: they are answered late by design).
+    /// While they are out, raises gather in the queue and leave as the next, larger, message: the batch size follows the
+    /// load with no added delay at low load, and the broker is never handed a flood of one-raise messages.
+    /// </summary>
+    public const int MaxMessagesInFlight = 4;
+
+    /// <summary>A lane whose messages stay unanswered this long gives its call up as hung (its raises are retried).</summary>
+    public static readonly TimeSpan StalledAfter = TimeSpan.FromSeconds(30);
+
+    /// <summary>Raises waiting to be sent; a full queue makes further raises wait (within their attempt timeout).</summary>
+    public const int QueueCapacity = 8 * MaxBatchItems;
+
+    /// <summary>With several nodes, how long a lane keeps one call before moving to a fresh one (rebalancing).</summary>
+    public static readonly TimeSpan RebalanceAfter = TimeSpan.FromSeconds(5);
+
+    private readonly BrokerApi.HookBrokerClient broker;
+    private readonly TimeProvider time;
+    private readonly ILogger logger;
+    private readonly int laneCount;
+    private readonly bool rebalance;
+    private readonly Channel<PendingRaise> queue;
+    private readonly CancellationTokenSource stopping = new();
+    private readonly Lock gate = new();
+    private readonly HashSet<StreamCall> calls = [];
+    private Task[]? lanes;
+    private volatile bool unsupported;
+    private volatile bool disposed;
+
+    /// <param name="broker">The generated client on the SDK's channel.</param>
+    /// <param name="nodes">How many broker nodes the channel balances over: one lane each.</param>
+    /// <param name="time">The clock for attempt timeouts and rebalancing (gRPC deadlines are not used here).</param>
+    /// <param name="logger">Where stream changes are logged.</param>
+    public RaiseStreamMultiplexer(BrokerApi.HookBrokerClient broker, int nodes, TimeProvider time, ILogger logger)
+    {
+        this.broker = broker;
+        this.time = time;
+        this.logger = logger;
+        laneCount = Math.Max(1, nodes);
+        rebalance = nodes > 1;
+        queue = Channel.CreateBounded<PendingRaise>(new BoundedChannelOptions(QueueCapacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = laneCount == 1,
+        });
+    }
+
+    /// <summary>False once a broker answered <c>UNIMPLEMENTED</c> to <c>RaiseStream</c>: raise unary.</summary>
+    public bool IsSupported => !unsupported;
+
+    /// <summary>Whether <paramref name="size"/> (a request's serialized size) may travel in a batch.</summary>
+    public static bool Accepts(int size) => size <= MaxBatchBytes;
+
+    /// <summary>
+    /// One raise attempt through the shared stream: returns the broker's answer, or throws the <see cref="RpcException"/>
+    /// the unary call would have thrown (<c>DEADLINE_EXCEEDED</c> past <paramref name="timeout"/>, <c>CANCELLED</c> when
+    /// <paramref name="cancellationToken"/> fires, <c>UNAVAILABLE</c> when the stream broke before the answer), or
+    /// <see cref="RaiseStreamUnsupportedException"/>. Canceling one raise leaves the stream and the other raises alone.
+    /// </summary>
+    public async Task<RaiseResponse> RaiseAsync(RaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        EnsureStarted();
+        var pending = new PendingRaise(request, size);
+        var started = time.GetTimestamp();
+        try
+        {
+            if (!queue.Writer.TryWrite(pending))
+            {
+                // The queue is full: wait for room, within the attempt's timeout.
+                using var timeoutSource = new CancellationTokenSource(timeout, time);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+                try
+                {
+                    await queue.Writer.WriteAsync(pending, linked.Token);
+                }
+                catch (OperationCanceledException) when (timeoutSource.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new TimeoutException();
+                }
+            }
+
+            var left = timeout - time.GetElapsedTime(started);
+            return await pending.Completion.Task.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            pending.Abandon();
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"No answer within {timeout} (attempt timeout)."));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            pending.Abandon();
+            throw new RpcException(new Status(StatusCode.Cancelled, "The raise was canceled."));
+        }
+        catch (ChannelClosedException)
+        {
+            throw new ObjectDisposedException(nameof(HookBrokerClient));
+        }
+    }
+
+    /// <summary>Stops the lanes and ends their calls; raises still waiting fail with <see cref="ObjectDisposedException"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
+        queue.Writer.TryComplete();
+        await stopping.CancelAsync();
+        if (Volatile.Read(ref lanes) is { } running)
+        {
+            await Task.WhenAll(running);
+        }
+
+        StreamCall[] open;
+        lock (gate)
+        {
+            open = [.. calls];
+        }
+
+        foreach (var call in open)
+        {
+            call.Grpc.Dispose(); // cancels the call: its reader fails what it still holds
+        }
+
+        await Task.WhenAll(open.Select(c => c.Reader));
+        while (queue.Reader.TryRead(out var left))
+        {
+            left.Fail(new ObjectDisposedException(nameof(HookBrokerClient)));
+        }
+
+        stopping.Dispose();
+    }
+
+    private void EnsureStarted()
+    {
+        if (Volatile.Read(ref lanes) is not null)
+        {
+            return;
+        }
+
+        lock (gate)
+        {
+            if (lanes is null && !disposed)
+            {
+                Volatile.Write(ref lanes, [.. Enumerable.Range(0, laneCount).Select(_ => Task.Run(RunLaneAsync))]);
+            }
+        }
+    }
+
+    /// <summary>One lane: takes what is queued, as one message on the lane's call.</summary>
+    private async Task RunLaneAsync()
+    {
+        var reader = queue.Reader;
+        var batch = new List<PendingRaise>(MaxBatchItems);
+        StreamCall? call = null;
+        try
+        {
+            while (await reader.WaitToReadAsync(stopping.Token))
+            {
+                if (unsupported)
+                {
+                    while (reader.TryRead(out var pending))
+                    {
+                        pending.Fail(new RaiseStreamUnsupportedException());
+                    }
+
+                    continue;
+                }
+
+                if (call is not null && (call.IsClosed || (rebalance && time.GetElapsedTime(call.OpenedAt) >= RebalanceAfter)))
+                {
+                    if (!call.IsClosed)
+                    {
+                        await RetireAsync(call);
+                    }
+
+                    call = null;
+                }
+
+                call ??= Open();
+
+                // Wait for a free message slot while raises keep gathering in the queue.
+                if (!await call.Slots.WaitAsync(StalledAfter, stopping.Token))
+                {
+                    ClientLog.RaiseStreamStalled(logger, StalledAfter);
+                    call.Grpc.Dispose(); // its reader fails the pending raises as retriable
+                    call = null;
+                    continue;
+                }
+
+                if (call.IsClosed)
+                {
+                    continue; // woken by the end of the call: the next round opens another
+                }
+
+                batch.Clear();
+                var bytes = 0;
+                while (batch.Count < MaxBatchItems && bytes < MaxBatchBytes && reader.TryRead(out var pending))
+                {
+                    if (!pending.IsDone)
+                    {
+                        batch.Add(pending); // not canceled or timed out while queued
+                        bytes += pending.Size;
+                    }
+                }
+
+                if (batch.Count == 0)
+                {
+                    call.Slots.Release(); // another lane took them
+                    continue;
+                }
+
+                if (!await SendAsync(call, batch))
+                {
+                    call = null;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // disposed
+        }
+    }
+
+    /// <summary>Writes <paramref name="batch"/> as one message on <paramref name="call"/>; false when the call is broken.</summary>
+    private async Task<bool> SendAsync(StreamCall call, List<PendingRaise> batch)
+    {
+        var message = new RaiseStreamRequest();
+        if (!call.Register(batch, message))
+        {
+            // It ended between the check and now (its node is going away): the retry pipeline takes it from here.
+            foreach (var pending in batch)
+            {
+                pending.Fail(StreamBroken(call.EndStatus));
+            }
+
+            return false;
+        }
+
+        try
+        {
+            await call.Grpc.RequestStream.WriteAsync(message, stopping.Token);
+            return true;
+        }
+        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The call is broken: ending it makes its reader fail every pending raise (this batch included) as retriable.
+            ClientLog.RaiseStreamWriteFailed(logger, e.Message);
+            call.Grpc.Dispose();
+            if (e is OperationCanceledException && stopping.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            return false;
+        }
+    }
+
+    private StreamCall Open()
+    {
+        var grpc = broker.RaiseStream(cancellationToken: CancellationToken.None);
+        var call = new StreamCall(grpc, time.GetTimestamp());
+        lock (gate)
+        {
+            calls.Add(call);
+        }
+
+        call.Reader = Task.Run(() => ReadAsync(call));
+        ClientLog.RaiseStreamOpened(logger);
+        return call;
+    }
+
+    /// <summary>Half-closes <paramref name="call"/>: the broker answers what it holds, then ends it (its reader sees the end).</summary>
+    private static async Task RetireAsync(StreamCall call)
+    {
+        try
+        {
+            await call.Grpc.RequestStream.CompleteAsync();
+        }
+        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            call.Grpc.Dispose(); // already broken: its reader fails what is pending
+        }
+    }
+
+    /// <summary>Completes each raise pending on <paramref name="call"/> by its result; fails the rest when the call ends.</summary>
+    private async Task ReadAsync(StreamCall call)
+    {
+        Status end;
+        var completed = new List<(PendingRaise Pending, WireResult Result)>();
+        try
+        {
+            var responses = call.Grpc.ResponseStream;
+            while (await responses.MoveNext(CancellationToken.None))
+            {
+                completed.Clear();
+                call.Take(responses.Current.Results, completed);
+                foreach (var (pending, result) in completed)
+                {
+                    var code = (StatusCode)(result.Status?.Code ?? 0);
+                    if (code == StatusCode.OK)
+                    {
+                        pending.Complete(result.Response ?? new RaiseResponse());
+                    }
+                    else
+                    {
+                        pending.Fail(new RpcException(new Status(code, result.Status?.Message ?? string.Empty)));
+                    }
+                }
+            }
+
+            end = call.Grpc.GetStatus();
+        }
+        catch (RpcException e)
+        {
+            end = e.Status;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or OperationCanceledException)
+        {
+            end = new Status(StatusCode.Unavailable, e.Message);
+        }
+
+        var orphans = call.Close(end);
+        lock (gate)
+        {
+            calls.Remove(call);
+        }
+
+        call.Grpc.Dispose();
+        if (end.StatusCode == StatusCode.Unimplemented)
+        {
+            unsupported = true;
+            ClientLog.RaiseStreamUnsupported(logger, end.Detail);
+        }
+        else if (orphans.Count > 0 && !disposed)
+        {
+            ClientLog.RaiseStreamEnded(logger, end.StatusCode.ToString(), end.Detail, orphans.Count);
+        }
+
+        foreach (var pending in orphans)
+        {
+            pending.Fail(
+                disposed ? new ObjectDisposedException(nameof(HookBrokerClient))
+                : end.StatusCode == StatusCode.Unimplemented ? new RaiseStreamUnsupportedException()
+                : StreamBroken(end));
+        }
+    }
+
+    /// <summary>
+    /// What a raise left unanswered by an ended call fails with: retriable <c>UNAVAILABLE</c> (the call broke, or ended
+    /// early), or the call's own status when it is a definite refusal (e.g. <c>PERMISSION_DENIED</c>), as unary would.
+    /// </summary>
+    private static RpcException StreamBroken(Status end)
+    {
+        var code = end.StatusCode switch
+        {
+            StatusCode.InvalidArgument or StatusCode.ResourceExhausted or StatusCode.PermissionDenied or StatusCode.Unauthenticated
+                or StatusCode.FailedPrecondition or StatusCode.NotFound or StatusCode.OutOfRange => end.StatusCode,
+            _ => StatusCode.Unavailable,
+        };
+        return new RpcException(new Status(code, $"The RaiseStream call ended before answering ({end.StatusCode}: {end.Detail})"));
+    }
+
+    /// <summary>One <c>RaiseStream</c> call and the raises sent on it that wait for their result.</summary>
+    private sealed class StreamCall(AsyncDuplexStreamingCall<RaiseStreamRequest, RaiseStreamResponse> grpc, long openedAt)
+    {
+        private readonly Lock gate = new();
+        private readonly Dictionary<ulong, PendingRaise> pending = [];
+        private ulong nextSequence;
+        private volatile bool closed;
+
+        public AsyncDuplexStreamingCall<RaiseStreamRequest, RaiseStreamResponse> Grpc { get; } = grpc;
+
+        public long OpenedAt { get; } = openedAt;
+
+        public Task Reader { get; set; } = Task.CompletedTask;
+
+        public bool IsClosed => closed;
+
+        public Status EndStatus { get; private set; }
+
+        /// <summary>Free message slots (<see cref="MaxMessagesInFlight"/>); released as messages are answered, all at the end.</summary>
+        public SemaphoreSlim Slots { get; } = new(MaxMessagesInFlight);
+
+        /// <summary>Numbers the batch into <paramref name="message"/> and keeps it pending; false once the call ended.</summary>
+        public bool Register(List<PendingRaise> batch, RaiseStreamRequest message)
+        {
+            lock (gate)
+            {
+                if (closed)
+                {
+                    return false;
+                }
+
+                var tracker = new MessageTracker(batch.Count(r => r.Request.WaitTimeout is null));
+                foreach (var raise in batch)
+                {
+                    var sequence = ++nextSequence;
+                    raise.Attach(raise.Request.WaitTimeout is null ? tracker : null);
+                    pending[sequence] = raise;
+                    message.Items.Add(new RaiseItem { Sequence = sequence, Raise = raise.Request });
+                }
+
+                if (tracker.IsAnswered)
+                {
+                    Slots.Release(); // only wait-mode raises: they do not hold the slot
+                }
+
+                return true;
+            }
+        }
+
+        /// <summary>Removes the raises answered by <paramref name="results"/> (unknown sequences: abandoned raises).</summary>
+        public void Take(IEnumerable<WireResult> results, List<(PendingRaise, WireResult)> answered)
+        {
+            lock (gate)
+            {
+                foreach (var result in results)
+                {
+                    if (pending.Remove(result.Sequence, out var raise))
+                    {
+                        answered.Add((raise, result));
+                        if (raise.Tracker?.Answer() == true)
+                        {
+                            Slots.Release();
+                        }
+                    }
+                }
+            }
+        }
+
+        /// <summary>Marks the call ended: no more raises are registered; returns those left unanswered.</summary>
+        public List<PendingRaise> Close(Status end)
+        {
+            lock (gate)
+            {
+                EndStatus = end;
+                closed = true;
+                var left = pending.Values.ToList();
+                pending.Clear();
+                Slots.Release(MaxMessagesInFlight); // wakes a lane waiting for a slot: it moves to a new call
+                return left;
+            }
+        }
+    }
+
+    /// <summary>One raise attempt waiting for its result.</summary>
+    private sealed class PendingRaise(RaiseRequest request, int size)
+    {
+
+        public RaiseRequest Request { get; } = request;
+
+        public int Size { get; } = size;
+
+        public TaskCompletionSource<RaiseResponse> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool IsDone => Completion.Task.IsCompleted;
+
+        /// <summary>The message it was sent in, when its answer frees a slot (not in wait mode).</summary>
+        public MessageTracker? Tracker { get; private set; }
+
+        public void Attach(MessageTracker? tracker) => Tracker = tracker;
+
+        public void Complete(RaiseResponse response) => Completion.TrySetResult(response);
+
+        public void Fail(Exception exception) => Completion.TrySetException(exception);
+
+        /// <summary>
+        /// Its caller stopped waiting: not sent if still queued; if already sent, its answer (still counted for the
+        /// message's slot) is ignored.
+        /// </summary>
+        public void Abandon() => Completion.TrySetCanceled();
+    }
+
+    /// <summary>Counts the answers a sent message still waits for (wait-mode raises left out).</summary>
+    private sealed class MessageTracker(int unanswered)
+    {
+        private int unanswered = unanswered;
+
+        public bool IsAnswered => Volatile.Read(ref unanswered) == 0;
+
+        /// <summary>True for the answer that completes the message.</summary>
+        public bool Answer() => Interlocked.Decrement(ref unanswered) == 0;
+    }
+}
+
+/// <summary>The broker does not serve <c>RaiseStream</c> (<c>UNIMPLEMENTED</c>): the raise is to be sent unary.</summary>
+internal sealed class RaiseStreamUnsupportedException : Exception
+{
+    public RaiseStreamUnsupportedException()
+        : base("The broker does not implement RaiseStream.")
+    {
+    }
+}

@@ -1,0 +1,94 @@
+using HookBroker.Protocol.V1;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace HookBroker.Broker.Tests.InProcess;
+
+/// <summary>Heartbeats on silent subscriber streams, sent by one broker-wide timer.</summary>
+public sealed class HeartbeatTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(15);
+    private readonly CountingTimeProvider _timers = new();
+    private BrokerTestHost _broker = null!;
+
+    public async ValueTask InitializeAsync() => _broker = await BrokerTestHost.StartAsync(configureServices: services =>
+    {
+        // Wrap the host's fake clock to count the timers the broker creates.
+        _timers.Inner = (FakeTimeProvider)services.Last(d => d.ServiceType == typeof(TimeProvider)).ImplementationInstance!;
+        services.AddSingleton<TimeProvider>(_timers);
+    });
+
+    public async ValueTask DisposeAsync()
+    {
+        Assert.Empty(_broker.Logs.Errors);
+        await _broker.DisposeAsync();
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Idle_streams_get_heartbeats_without_a_timer_each()
+    {
+        var workers = new List<TestWorker>();
+        var before = _timers.Created;
+        for (var i = 0; i < 20; i++)
+        {
+            workers.Add(await _broker.SubscribeAsync($"group-{i}", [$"label.{i}"]));
+        }
+
+        for (var round = 1; round <= 2; round++)
+        {
+            _broker.Time.Advance(Interval);
+            foreach (var worker in workers)
+            {
+                var heartbeat = await worker.NextHeartbeatAsync();
+                Assert.Equal(_broker.Time.GetUtcNow(), heartbeat.ServerTime.ToDateTimeOffset());
+            }
+        }
+
+        // A timer per waiting stream (renewed after each message) would have made dozens here.
+        Assert.True(_timers.Created - before <= 2, $"{_timers.Created - before} timers created for 20 idle streams");
+        foreach (var worker in workers)
+        {
+            await worker.DisposeAsync();
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_message_restarts_the_silence_before_the_next_heartbeat()
+    {
+        var opened = _broker.Time.GetUtcNow();
+        await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"]);
+        _broker.Time.Advance(TimeSpan.FromSeconds(10));
+        await _broker.RaiseAsync("user_created", new { username = "ali" });
+        await worker.NextAsync();
+
+        // 15 s after the subscribe, but only 5 s after the delivery: no heartbeat yet.
+        _broker.Time.Advance(TimeSpan.FromSeconds(5));
+        _broker.Time.Advance(TimeSpan.FromSeconds(15));
+
+        var heartbeat = await worker.NextHeartbeatAsync();
+        Assert.True(heartbeat.ServerTime.ToDateTimeOffset() >= opened + TimeSpan.FromSeconds(25), $"heartbeat at {heartbeat.ServerTime}");
+    }
+
+    private sealed class CountingTimeProvider : TimeProvider
+    {
+        private int _created;
+
+        public FakeTimeProvider Inner { get; set; } = null!;
+
+        public int Created => Volatile.Read(ref _created);
+
+        public override TimeZoneInfo LocalTimeZone => Inner.LocalTimeZone;
+
+        public override long TimestampFrequency => Inner.TimestampFrequency;
+
+        public override DateTimeOffset GetUtcNow() => Inner.GetUtcNow();
+
+        public override long GetTimestamp() => Inner.GetTimestamp();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref _created);
+            return Inner.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+}
