@@ -274,33 +274,4 @@ public sealed class BatchingTests
         using var channel = broker.CreateChannel();
         return await new HookBrokerAdmin.HookBrokerAdminClient(channel).GetStatsAsync(new GetStatsRequest(), cancellationToken: Token);
     }
-
-    private sealed class RetryCounter : ILoggerProvider
-    {
-        private int count;
-
-        public int Count => Volatile.Read(ref count);
-
-        public ILogger CreateLogger(string categoryName) => new Counter(this);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Counter(RetryCounter owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                if (eventId.Id == 1 && eventId.Name == "RetryingRaise")
-                {
-                    Interlocked.Increment(ref owner.count);
-                }
-            }
-        }
-    }
 }

@@ -267,34 +267,4 @@ public sealed class FailoverTests
         await worker.StopAsync(Token);
         b.AssertNoErrorsLogged();
     }
-
-    /// <summary>Counts the client's "retry" log entries (event id 1).</summary>
-    private sealed class RetryCounter : ILoggerProvider
-    {
-        private int count;
-
-        public int Count => Volatile.Read(ref count);
-
-        public ILogger CreateLogger(string categoryName) => new Counter(this);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Counter(RetryCounter owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                if (eventId.Id == 1 && eventId.Name == "RetryingRaise")
-                {
-                    Interlocked.Increment(ref owner.count);
-                }
-            }
-        }
-    }
 }
