@@ -24,6 +24,7 @@ internal sealed class CountingProxy : IAsyncDisposable
     private long streamMessages;
     private long streamItems;
     private long unaryRaises;
+    private volatile TaskCompletionSource? answersHeld;
 
     private CountingProxy(WebApplication app, GrpcChannel upstream, Uri address)
     {
@@ -43,6 +44,12 @@ internal sealed class CountingProxy : IAsyncDisposable
     public long StreamItems => Interlocked.Read(ref streamItems);
 
     public long UnaryRaises => Interlocked.Read(ref unaryRaises);
+
+    /// <summary>Holds back every RaiseStream answer (the broker's, already received) until <see cref="ReleaseAnswers"/>.</summary>
+    public void HoldAnswers() => answersHeld = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Lets the answers held by <see cref="HoldAnswers"/> through, and every later one.</summary>
+    public void ReleaseAnswers() => answersHeld?.TrySetResult();
 
     private HookBroker.Protocol.V1.HookBroker.HookBrokerClient Upstream => new(upstream);
 
@@ -112,6 +119,11 @@ internal sealed class CountingProxy : IAsyncDisposable
             });
             await foreach (var response in call.ResponseStream.ReadAllAsync(context.CancellationToken))
             {
+                if (proxy.answersHeld is { } held)
+                {
+                    await held.Task.WaitAsync(context.CancellationToken);
+                }
+
                 await responseStream.WriteAsync(response, context.CancellationToken);
             }
 
