@@ -108,36 +108,12 @@ internal sealed class BrokerProcess : IAsyncDisposable
         {
             // appsettings.json is read from the content root, which defaults to the working directory.
             WorkingDirectory = Path.GetDirectoryName(brokerDll)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
         };
         startInfo.ArgumentList.Add(brokerDll);
         ConfigureEnvironment(startInfo.Environment);
 
-        var started = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
-        started.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                log.Add(new LogLine(thisRun, IsStdErr: false, e.Data));
-            }
-        };
-        started.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                log.Add(new LogLine(thisRun, IsStdErr: true, e.Data));
-            }
-        };
-        if (!started.Start())
-        {
-            throw new InvalidOperationException($"Could not start {startInfo.FileName} {brokerDll}.");
-        }
-
+        var started = CapturedProcess.Start(startInfo, log, thisRun);
         process = started;
-        started.BeginOutputReadLine();
-        started.BeginErrorReadLine();
         await WaitUntilHealthyAsync(started, cancellationToken);
     }
 

@@ -144,41 +144,14 @@ internal sealed class RedisServerProcess : IAsyncDisposable
         var serverPath = LazyServerPath.Value ?? throw new InvalidOperationException(NotInstalledReason);
         process?.Dispose();
         var thisRun = ++run;
-        var startInfo = new ProcessStartInfo(serverPath)
-        {
-            WorkingDirectory = DataPath,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        var startInfo = new ProcessStartInfo(serverPath) { WorkingDirectory = DataPath };
         foreach (var argument in Arguments())
         {
             startInfo.ArgumentList.Add(argument);
         }
 
-        var started = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
-        started.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                log.Add(new LogLine(thisRun, IsStdErr: false, e.Data));
-            }
-        };
-        started.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                log.Add(new LogLine(thisRun, IsStdErr: true, e.Data));
-            }
-        };
-        if (!started.Start())
-        {
-            throw new InvalidOperationException($"Could not start {serverPath}.");
-        }
-
+        var started = CapturedProcess.Start(startInfo, log, thisRun);
         process = started;
-        started.BeginOutputReadLine();
-        started.BeginErrorReadLine();
         try
         {
             await Poll.UntilAsync(
