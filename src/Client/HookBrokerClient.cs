@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using HookBroker.Client.Internal;
 using HookBroker.Protocol.V1;
+using HookBroker.Wire;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -22,7 +23,8 @@ public sealed class HookBrokerClient : IHookBrokerClient
 {
     private readonly BrokerChannel channel;
     private readonly BrokerApi.HookBrokerClient broker;
-    private readonly ResiliencePipeline pipeline;
+    private readonly CallInvoker invoker;
+    private readonly ResiliencePipeline<RaiseResponse> pipeline;
     private readonly HookBrokerClientOptions options;
     private readonly JsonSerializerOptions jsonOptions;
     private readonly TimeProvider time;
@@ -44,12 +46,13 @@ public sealed class HookBrokerClient : IHookBrokerClient
         loggerFactory ??= NullLoggerFactory.Instance;
         var addresses = BrokerAddresses.Effective(this.options.Address, this.options.Addresses);
         channel = BrokerChannel.Create(addresses, this.options.ConnectTimeout, loggerFactory);
-        broker = new BrokerApi.HookBrokerClient(channel.Channel);
+        invoker = channel.Channel.CreateCallInvoker();
+        broker = new BrokerApi.HookBrokerClient(invoker);
         var logger = loggerFactory.CreateLogger<HookBrokerClient>();
         pipeline = BuildPipeline(this.options, logger, time);
         if (this.options.Batching)
         {
-            multiplexer = new RaiseStreamMultiplexer(broker, addresses.Count, time, logger);
+            multiplexer = new RaiseStreamMultiplexer(invoker, RaiseUnaryAsync, addresses.Count, this.options.AttemptTimeout, time, logger);
         }
     }
 
@@ -64,10 +67,10 @@ public sealed class HookBrokerClient : IHookBrokerClient
         string label, object? args = null, RaiseOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(label);
-        var request = new RaiseRequest
+        var request = new RawRaiseRequest
         {
             Event = label,
-            Args = ArgsConverter.ToStruct(args, jsonOptions),
+            Args = ArgsConverter.ToStructBytes(args, jsonOptions),
             // Every raise carries a key, so a retry after a lost answer is never stored twice.
             IdempotencyKey = string.IsNullOrEmpty(options?.IdempotencyKey) ? IdempotencyKeys.New() : options.IdempotencyKey,
             OrderingKey = options?.OrderingKey ?? string.Empty,
@@ -126,25 +129,27 @@ public sealed class HookBrokerClient : IHookBrokerClient
 
     private static readonly ResiliencePropertyKey<string> LabelKey = new("hookbroker.label");
 
-    private async ValueTask<RaiseResponse> RaiseOnceAsync(RaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    private ValueTask<RaiseResponse> RaiseOnceAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
         // Batching: the attempt rides the shared RaiseStream with the raises of other callers. A raise too large for a
         // batch travels unary, where a size error is its own; so does every raise once a broker lacks RaiseStream.
         if (multiplexer is { IsSupported: true } && request.CalculateSize() is var size && RaiseStreamMultiplexer.Accepts(size))
         {
-            try
-            {
-                return await multiplexer.RaiseAsync(request, size, timeout, cancellationToken);
-            }
-            catch (RaiseStreamUnsupportedException)
-            {
-                // This broker serves unary raises only: send this attempt (and the next raises) that way.
-            }
+            return new ValueTask<RaiseResponse>(multiplexer.RaiseAsync(request, size, timeout, cancellationToken));
         }
 
+        return new ValueTask<RaiseResponse>(RaiseUnaryAsync(request, timeout, cancellationToken));
+    }
+
+    private async Task<RaiseResponse> RaiseUnaryAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         // gRPC deadlines are absolute times on the system clock (the transport compares them with it), so the injected
         // TimeProvider, which may be fake in tests, must not be used here.
-        using var call = broker.RaiseAsync(request, deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken);
+        using var call = invoker.AsyncUnaryCall(
+            RawRaiseMethods.Raise,
+            host: null,
+            new CallOptions(deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken),
+            request);
         return await call.ResponseAsync;
     }
 
@@ -154,13 +159,14 @@ public sealed class HookBrokerClient : IHookBrokerClient
         response.Duplicate,
         [.. response.Outcomes.Select(o => new HookGroupOutcome(o.Group, (HookOutcome)(int)o.Outcome, o.Error, o.Attempt, o.WillRetry))]);
 
-    private static ResiliencePipeline BuildPipeline(HookBrokerClientOptions options, ILogger logger, TimeProvider time)
+    private static ResiliencePipeline<RaiseResponse> BuildPipeline(HookBrokerClientOptions options, ILogger logger, TimeProvider time)
     {
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
+        // Typed by the attempt's result, so no layer converts outcomes (each conversion would be one more async frame per raise).
+        var builder = new ResiliencePipelineBuilder<RaiseResponse> { TimeProvider = time };
         var retry = options.Retry;
         if (retry.MaxRetryAttempts > 0)
         {
-            builder.AddRetry(new RetryStrategyOptions
+            builder.AddRetry(new RetryStrategyOptions<RaiseResponse>
             {
                 ShouldHandle = static args => ValueTask.FromResult(RpcErrors.IsTransient(args.Outcome.Exception, args.Context.CancellationToken)),
                 MaxRetryAttempts = retry.MaxRetryAttempts,
@@ -184,7 +190,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
         var breaker = options.CircuitBreaker;
         if (breaker.Enabled)
         {
-            builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<RaiseResponse>
             {
                 ShouldHandle = static args => ValueTask.FromResult(RpcErrors.IsTransient(args.Outcome.Exception, args.Context.CancellationToken)),
                 FailureRatio = breaker.FailureRatio,

@@ -23,16 +23,14 @@ internal enum RaiseCall
 }
 
 /// <summary>
-/// Raises through the SDK (<see cref="HookBrokerClient.ExecuteEventAsync"/>: a bounded window of calls in flight in
-/// throughput mode, paced in rate mode) and consumes with raw Subscribe streams that ack in batches.
+/// Raises through the SDK (<see cref="HookBrokerClient.ExecuteEventAsync"/>: windows of calls in flight, as the Redis
+/// Streams producer sends its XADDs; paced in rate mode) and consumes with raw Subscribe streams that ack in batches.
 /// </summary>
 internal static class HookBrokerWorkload
 {
     private const int Window = 20_000;
     private const int BatchSize = 500;
 
-    /// <summary>ExecuteEventAsync calls in flight at once in the SDK producer.</summary>
-    private const int SdkWindow = 8_192;
 
     public sealed record Outcome(double EventsPerSecond, Latencies Latencies, long Lost, long Duplicates, TimeSpan Elapsed);
 
@@ -56,7 +54,7 @@ internal static class HookBrokerWorkload
         }
         else
         {
-            await ProduceWithSdkAsync(sdk, label, n, rate, SdkWindow);
+            await ProduceWithSdkInWindowsAsync(sdk, label, n, rate);
         }
 
         var allDone = Task.WhenAll(consumers.Select(c => c.Done));
@@ -136,6 +134,59 @@ internal static class HookBrokerWorkload
     /// <summary>The benchmark's args as an app passes them (serialized by the SDK): the same fields as <see cref="Payload.Args"/>.</summary>
     private static object SdkArgs(long sequence) =>
         new { ts = Stopwatch.GetTimestamp(), seq = sequence, username = "user-" + sequence, email = "user-" + sequence + "@example.com", pad = Payload.Pad };
+
+    /// <summary>
+    /// The e2e producer: <paramref name="n"/> ExecuteEventAsync calls issued as fast as they return, awaited together every
+    /// <see cref="Window"/> calls (every 64 in rate mode, paced to <paramref name="rate"/>/s) — the window the Redis
+    /// Streams producer uses for its XADDs, so both systems are driven the same way. Throws when any raise failed.
+    /// </summary>
+    private static async Task ProduceWithSdkInWindowsAsync(IHookBrokerClient client, string label, int n, int rate)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var inFlight = new List<Task<HookBroker.Client.RaiseResult>>(Window);
+        var failed = 0L;
+        Exception? firstError = null;
+
+        async Task AwaitWindowAsync()
+        {
+            try
+            {
+                await Task.WhenAll(inFlight);
+            }
+            catch (HookBrokerException)
+            {
+                foreach (var task in inFlight.Where(t => t.IsFaulted))
+                {
+                    firstError ??= task.Exception!.InnerException;
+                    failed++;
+                }
+            }
+
+            inFlight.Clear();
+        }
+
+        for (var sent = 0; sent < n;)
+        {
+            if (rate > 0 && sent >= Stopwatch.GetElapsedTime(started).TotalSeconds * rate)
+            {
+                await Task.Delay(1);
+                continue;
+            }
+
+            inFlight.Add(client.ExecuteEventAsync(label, SdkArgs(sent)).AsTask());
+            sent++;
+            if (inFlight.Count >= Window || (rate > 0 && inFlight.Count >= 64))
+            {
+                await AwaitWindowAsync();
+            }
+        }
+
+        await AwaitWindowAsync();
+        if (failed > 0)
+        {
+            throw new InvalidOperationException($"{failed} raises failed; the first: {firstError?.Message}");
+        }
+    }
 
     /// <summary>
     /// <paramref name="n"/> ExecuteEventAsync calls, at most <paramref name="window"/> in flight (the callers of a busy app);

@@ -77,20 +77,39 @@ static async Task WarmUpAsync(GrpcChannel channel, IHookBrokerClient? sdk, TimeS
 // The SDK client the producer raises through: one per broker, as an app keeps one. Null with --producer raw: the
 // producer then uses the generated client's RaiseStream.
 static HookBrokerClient? Sdk(BrokerServer broker, BenchOptions o) =>
-    o.RawProducer ? null : new(new HookBrokerClientOptions { Address = broker.Address, Source = "benchmark" });
+    o.RawProducer ? null : NewSdk(broker);
+
+static HookBrokerClient NewSdk(BrokerServer broker)
+{
+    var options = new HookBrokerClientOptions { Address = broker.Address, Source = "benchmark" };
+    if (Environment.GetEnvironmentVariable("BENCH_NO_POLLY") == "1")
+    {
+        options.Retry.MaxRetryAttempts = 0;
+        options.CircuitBreaker.Enabled = false;
+    }
+
+    return new HookBrokerClient(options);
+}
 
 static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, string scenario, string engine, string label, int groups, int n, int rate)
 {
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);
     var redisCpuBefore = broker.Redis is { } redis ? ProcessStats.CpuTime(redis.Pid) : TimeSpan.Zero;
+    var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    var clientAllocatedBefore = GC.GetTotalAllocatedBytes();
     HookBrokerWorkload.Outcome outcome;
     await using (var rss = new PeakRss(broker.Pid))
     await using (var redisRss = broker.Redis is { } r ? new PeakRss(r.Pid) : null)
     {
         outcome = await HookBrokerWorkload.RunAsync(channel, sdk, label, groups, n, rate);
         var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / ((double)n * groups);
+        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / ((double)n * groups);
+        var clientAllocated = (GC.GetTotalAllocatedBytes() - clientAllocatedBefore) / ((double)n * groups);
         var line = new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
+            // The benchmark process: the producer (SDK or raw stream) and the consumer together.
+            .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
+            .Add("client_alloc_bytes_per_event", clientAllocated.ToString("0", CultureInfo.InvariantCulture))
             .Add("groups", groups.ToString(CultureInfo.InvariantCulture))
             .Add("producer", sdk is null ? "raw-stream" : "sdk");
         if (broker.Redis is { } server && redisRss is not null)
@@ -306,11 +325,17 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
 
         var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
         var cpuBefore = ProcessStats.CpuTime(redis.Pid);
+        var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clientAllocatedBefore = GC.GetTotalAllocatedBytes();
         await using var rss = new PeakRss(redis.Pid);
         var outcome = await RedisStreamsWorkload.RunAsync(redis.Port, "e2e", n, rate);
         var cpu = (ProcessStats.CpuTime(redis.Pid) - cpuBefore).TotalMicroseconds / n;
+        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
+        var clientAllocated = (GC.GetTotalAllocatedBytes() - clientAllocatedBefore) / (double)n;
         var line = new ResultLine("redis-streams", "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
-            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture));
+            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
+            .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
+            .Add("client_alloc_bytes_per_event", clientAllocated.ToString("0", CultureInfo.InvariantCulture));
         Print(lines, line);
         return line;
     }

@@ -22,7 +22,7 @@ public sealed class BatchingTests
     public async Task Concurrent_raises_travel_in_few_stream_messages_and_each_gets_its_own_event()
     {
         await using var broker = await StartBrokerAsync();
-        await CreateGroupAsync(broker, "orders", "order_placed");
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         await using var proxy = await CountingProxy.StartAsync(broker, Token);
         await using var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address });
 
@@ -51,7 +51,7 @@ public sealed class BatchingTests
     public async Task A_bad_raise_fails_alone_with_its_own_exception_and_the_stream_goes_on()
     {
         await using var broker = await StartBrokerAsync();
-        await CreateGroupAsync(broker, "orders", "order_placed");
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         await using var proxy = await CountingProxy.StartAsync(broker, Token);
         await using var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address });
 
@@ -146,11 +146,47 @@ public sealed class BatchingTests
         await worker.StopAsync(Token);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task An_unanswered_raise_fails_at_its_attempt_timeout_each_time_and_a_canceled_one_ends_alone()
+    {
+        await using var broker = await StartBrokerAsync();
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
+        await using var proxy = await CountingProxy.StartAsync(broker, Token);
+        var options = new HookBrokerClientOptions { Address = proxy.Address, AttemptTimeout = TimeSpan.FromMilliseconds(500) };
+        options.Retry.MaxRetryAttempts = 0;
+        options.CircuitBreaker.Enabled = false;
+        await using var client = new HookBrokerClient(options);
+        await client.ExecuteEventAsync("order_placed", new { n = 0 }, cancellationToken: Token); // opens the stream
+
+        // Every attempt shares one deadline timer: it fires for the first unanswered raise, then again for the next.
+        proxy.HoldAnswers();
+        foreach (var n in new[] { 1, 2 })
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var unanswered = await Assert.ThrowsAsync<BrokerUnavailableException>(
+                () => client.ExecuteEventAsync("order_placed", new { n }, cancellationToken: Token).AsTask().WaitAsync(Wait, Token));
+            Assert.Equal(StatusCode.DeadlineExceeded, unanswered.StatusCode);
+            Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(450), $"timed out after {clock.Elapsed}");
+        }
+
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        var canceled = client.ExecuteEventAsync("order_placed", new { n = 3 }, cancellationToken: cancel.Token).AsTask();
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => canceled.WaitAsync(Wait, Token));
+
+        // The late answers of the abandoned raises are ignored; the stream carries on.
+        proxy.ReleaseAnswers();
+        var after = await Task.WhenAll(Enumerable.Range(4, 20).Select(n => client.ExecuteEventAsync("order_placed", new { n }, cancellationToken: Token).AsTask()));
+        Assert.All(after, r => Assert.Equal(1, r.RoutedGroups));
+        Assert.Equal(1, proxy.StreamCalls);
+        Assert.Equal(0, proxy.UnaryRaises);
+    }
+
     [Fact(Timeout = 180_000)]
     public async Task Raises_pending_when_the_broker_is_killed_are_retried_on_the_restarted_broker_and_stored_once()
     {
         await using var broker = await StartBrokerAsync();
-        await CreateGroupAsync(broker, "orders", "order_placed");
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         var options = new HookBrokerClientOptions { Address = broker.GrpcAddress, Source = "batching-tests" };
         options.Retry.MaxRetryAttempts = 20;
         options.Retry.InitialDelay = TimeSpan.FromMilliseconds(100);
@@ -211,7 +247,7 @@ public sealed class BatchingTests
     public async Task A_broker_without_RaiseStream_gets_unary_raises()
     {
         await using var broker = await StartBrokerAsync();
-        await CreateGroupAsync(broker, "orders", "order_placed");
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         await using var proxy = await CountingProxy.StartAsync(broker, Token);
         proxy.RaiseStreamUnimplemented = true;
         await using var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address });
@@ -229,7 +265,7 @@ public sealed class BatchingTests
     public async Task With_batching_off_every_raise_is_a_unary_call()
     {
         await using var broker = await StartBrokerAsync();
-        await CreateGroupAsync(broker, "orders", "order_placed");
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         await using var proxy = await CountingProxy.StartAsync(broker, Token);
         await using var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address, Batching = false });
 
@@ -253,19 +289,6 @@ public sealed class BatchingTests
             await broker.DisposeAsync();
             throw;
         }
-    }
-
-    /// <summary>Makes <paramref name="group"/> a durable group of <paramref name="label"/> with no worker online: raises are stored.</summary>
-    private static async Task CreateGroupAsync(BrokerProcess broker, string group, string label)
-    {
-        using var channel = broker.CreateChannel();
-        using var call = new HookBroker.Protocol.V1.HookBroker.HookBrokerClient(channel).Subscribe(cancellationToken: Token);
-        var start = new SubscribeStart { Group = group };
-        start.Events.Add(label);
-        await call.RequestStream.WriteAsync(new SubscribeRequest { Subscribe = start }, Token);
-        Assert.True(await call.ResponseStream.MoveNext(Token));
-        Assert.NotNull(call.ResponseStream.Current.Subscribed);
-        await call.RequestStream.CompleteAsync();
     }
 
     private static async Task<bool> HasWorkerAsync(BrokerProcess broker, string group)

@@ -1,5 +1,5 @@
 using Google.Protobuf.WellKnownTypes;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Broker.Storage;
 
 namespace HookBroker.Broker.Core;

@@ -1,6 +1,6 @@
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Storage;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Options;
 

@@ -2,7 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Storage;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using Microsoft.Extensions.Options;
 
 namespace HookBroker.Broker.Core;

@@ -4,7 +4,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Storage;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using HookBroker.Broker.Storage;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Core;

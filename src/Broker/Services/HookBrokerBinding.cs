@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Services;

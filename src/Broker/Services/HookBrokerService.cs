@@ -1,6 +1,6 @@
 using Grpc.Core;
 using HookBroker.Broker.Core;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Services;

@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using HookBroker.Broker.Core;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 
 namespace HookBroker.Broker.Services;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 
 namespace HookBroker.Client.Internal;
@@ -40,6 +41,40 @@ internal static class ArgsConverter
         return ToStruct(element);
     }
 
+    /// <summary>
+    /// An args object as the serialized Struct a raise carries (<see cref="StructWireEncoder"/>: no Struct tree is
+    /// built); null gives an empty one. The same rules and errors as <see cref="ToStruct(object?, JsonSerializerOptions)"/>.
+    /// </summary>
+    public static ByteString ToStructBytes(object? args, JsonSerializerOptions options)
+    {
+        if (args is null or JsonElement { ValueKind: JsonValueKind.Null or JsonValueKind.Undefined })
+        {
+            return ByteString.Empty;
+        }
+
+        var scratch = JsonScratch.Rent(options);
+        try
+        {
+            JsonSerializer.Serialize(scratch.Writer, args, args.GetType(), options);
+            scratch.Writer.Flush();
+            var json = scratch.Buffer.WrittenSpan;
+            var reader = new Utf8JsonReader(json);
+            reader.Read();
+            return reader.TokenType switch
+            {
+                JsonTokenType.StartObject => UnsafeByteOperations.UnsafeWrap(StructWireEncoder.Encode(json, options.MaxDepth)),
+                JsonTokenType.Null or JsonTokenType.None => ByteString.Empty,
+                _ => throw new ArgumentException(
+                    $"Event args must be a JSON object (an anonymous object, a record, a POCO or a dictionary); {args.GetType()} serialized as {KindOf(reader.TokenType)}.",
+                    nameof(args)),
+            };
+        }
+        finally
+        {
+            scratch.Return();
+        }
+    }
+
     /// <summary>The Struct as a JSON object (an empty object for null).</summary>
     public static JsonElement ToJson(Struct? args)
     {
@@ -52,6 +87,16 @@ internal static class ArgsConverter
         using var document = JsonDocument.Parse(buffer.WrittenMemory);
         return document.RootElement.Clone();
     }
+
+    private static JsonValueKind KindOf(JsonTokenType token) => token switch
+    {
+        JsonTokenType.StartArray => JsonValueKind.Array,
+        JsonTokenType.String => JsonValueKind.String,
+        JsonTokenType.Number => JsonValueKind.Number,
+        JsonTokenType.True => JsonValueKind.True,
+        JsonTokenType.False => JsonValueKind.False,
+        _ => JsonValueKind.Undefined,
+    };
 
     private static Struct ToStruct(JsonElement element)
     {
@@ -154,6 +199,53 @@ internal static class ArgsConverter
         else
         {
             writer.WriteNumberValue(number);
+        }
+    }
+
+    /// <summary>A thread's reusable JSON output buffer and writer, so serializing a raise's args allocates no buffer.</summary>
+    private sealed class JsonScratch
+    {
+        private const int KeepUpTo = 64 * 1024;
+
+        [ThreadStatic]
+        private static JsonScratch? current;
+
+        private readonly JsonSerializerOptions options;
+        private bool inUse;
+
+        private JsonScratch(JsonSerializerOptions options)
+        {
+            this.options = options;
+            Writer = new Utf8JsonWriter(Buffer, new JsonWriterOptions { Encoder = options.Encoder });
+        }
+
+        public ArrayBufferWriter<byte> Buffer { get; } = new(512);
+
+        public Utf8JsonWriter Writer { get; }
+
+        /// <summary>This thread's scratch for <paramref name="options"/>, emptied (a fresh one if it is busy: a converter raising).</summary>
+        public static JsonScratch Rent(JsonSerializerOptions options)
+        {
+            var scratch = current;
+            if (scratch is null || scratch.inUse || !ReferenceEquals(scratch.options, options))
+            {
+                scratch = new JsonScratch(options);
+                current = scratch;
+            }
+
+            scratch.inUse = true;
+            scratch.Buffer.ResetWrittenCount();
+            scratch.Writer.Reset(scratch.Buffer);
+            return scratch;
+        }
+
+        public void Return()
+        {
+            inUse = false;
+            if (Buffer.Capacity > KeepUpTo && ReferenceEquals(current, this))
+            {
+                current = null; // a large raise's buffer is not kept for the thread's lifetime
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using HookBroker.Protocol.V1;
+using HookBroker.Wire;
 using Microsoft.Extensions.Logging;
-using BrokerApi = HookBroker.Protocol.V1.HookBroker;
 using WireResult = HookBroker.Protocol.V1.RaiseResult;
 
 namespace HookBroker.Client.Internal;
@@ -11,7 +11,9 @@ namespace HookBroker.Client.Internal;
 /// Carries concurrent raises of one client on shared, long-lived <c>RaiseStream</c> calls, so a web app raising from
 /// many requests at once pays one stream message per batch instead of one gRPC call per event.
 /// <para>
-/// A raise attempt (<see cref="RaiseAsync"/>) puts its request into a bounded queue and awaits its own answer. Each
+/// A raise attempt (<see cref="RaiseAsync"/>) puts its request (args already serialized: <see cref="RawRaiseRequest"/>)
+/// into a bounded queue and awaits its own answer; attempts with the client's usual timeout share one deadline timer
+/// (<see cref="AttemptDeadlines"/>), a wait-mode raise has its own. Each
 /// <em>lane</em> (one per broker node, at least one) has a sender loop that takes whatever is queued, up to
 /// <see cref="MaxBatchItems"/> items or about <see cref="MaxBatchBytes"/>, tags each item with a sequence number, and
 /// writes them as one <see cref="RaiseStreamRequest"/>; the lane's reader loop completes each pending raise by the
@@ -25,8 +27,7 @@ namespace HookBroker.Client.Internal;
 /// several nodes, the balancer puts a new call on a ready node). With several nodes, a lane also half-closes its call
 /// after <see cref="RebalanceAfter"/> and opens another at its next batch, so raises keep spreading over the nodes as they
 /// come and go (a half-closed call still delivers its outstanding answers). A broker without <c>RaiseStream</c>
-/// (<c>UNIMPLEMENTED</c>) makes every raise fail with <see cref="RaiseStreamUnsupportedException"/>, which the client
-/// answers by raising unary from then on.
+/// (<c>UNIMPLEMENTED</c>) makes the raises it held go unary, and the client raises unary from then on.
 /// </para>
 /// </summary>
 internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
@@ -51,13 +52,18 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// <summary>A lane whose messages stay unanswered this long gives its call up as hung (its raises are retried).</summary>
     public static readonly TimeSpan StalledAfter = TimeSpan.FromSeconds(30);
 
-    /// <summary>Raises waiting to be sent; a full queue makes further raises wait (within their attempt timeout).</summary>
-    public const int QueueCapacity = 8 * MaxBatchItems;
+    /// <summary>
+    /// Raises waiting to be sent (about 16,000: a busy app's concurrent raises queue at once); a full queue makes further
+    /// raises wait for room (within their attempt timeout).
+    /// </summary>
+    public const int QueueCapacity = 64 * MaxBatchItems;
 
     /// <summary>With several nodes, how long a lane keeps one call before moving to a fresh one (rebalancing).</summary>
     public static readonly TimeSpan RebalanceAfter = TimeSpan.FromSeconds(5);
 
-    private readonly BrokerApi.HookBrokerClient broker;
+    private readonly CallInvoker invoker;
+    private readonly Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<RaiseResponse>> raiseUnary;
+    private readonly AttemptDeadlines deadlines;
     private readonly TimeProvider time;
     private readonly ILogger logger;
     private readonly int laneCount;
@@ -70,13 +76,18 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     private volatile bool unsupported;
     private volatile bool disposed;
 
-    /// <param name="broker">The generated client on the SDK's channel.</param>
+    /// <param name="invoker">The SDK channel's call invoker.</param>
+    /// <param name="raiseUnary">Sends one raise unary, within a timeout (for a broker without <c>RaiseStream</c>).</param>
     /// <param name="nodes">How many broker nodes the channel balances over: one lane each.</param>
+    /// <param name="attemptTimeout">The client's attempt timeout (what every raise but a wait-mode one has).</param>
     /// <param name="time">The clock for attempt timeouts and rebalancing (gRPC deadlines are not used here).</param>
     /// <param name="logger">Where stream changes are logged.</param>
-    public RaiseStreamMultiplexer(BrokerApi.HookBrokerClient broker, int nodes, TimeProvider time, ILogger logger)
+    public RaiseStreamMultiplexer(
+        CallInvoker invoker, Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<RaiseResponse>> raiseUnary, int nodes, TimeSpan attemptTimeout, TimeProvider time, ILogger logger)
     {
-        this.broker = broker;
+        this.invoker = invoker;
+        this.raiseUnary = raiseUnary;
+        deadlines = new AttemptDeadlines(attemptTimeout, time);
         this.time = time;
         this.logger = logger;
         laneCount = Math.Max(1, nodes);
@@ -95,16 +106,57 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     public static bool Accepts(int size) => size <= MaxBatchBytes;
 
     /// <summary>
-    /// One raise attempt through the shared stream: returns the broker's answer, or throws the <see cref="RpcException"/>
-    /// the unary call would have thrown (<c>DEADLINE_EXCEEDED</c> past <paramref name="timeout"/>, <c>CANCELLED</c> when
-    /// <paramref name="cancellationToken"/> fires, <c>UNAVAILABLE</c> when the stream broke before the answer), or
-    /// <see cref="RaiseStreamUnsupportedException"/>. Canceling one raise leaves the stream and the other raises alone.
+    /// One raise attempt through the shared stream: returns the broker's answer, or fails with the
+    /// <see cref="RpcException"/> the unary call would have thrown (<c>DEADLINE_EXCEEDED</c> past
+    /// <paramref name="timeout"/>, <c>CANCELLED</c> when <paramref name="cancellationToken"/> fires, <c>UNAVAILABLE</c>
+    /// when the stream broke before the answer). Canceling one raise leaves the stream and the other raises alone. Once
+    /// the broker answers <c>UNIMPLEMENTED</c> to <c>RaiseStream</c>, the raises it held are sent unary.
     /// </summary>
-    public async Task<RaiseResponse> RaiseAsync(RaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <remarks>
+    /// An attempt with the client's usual timeout costs no async machinery here: it is queued and its task is the one
+    /// its answer, the shared deadline timer or its cancellation completes.
+    /// </remarks>
+    public Task<RaiseResponse> RaiseAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         EnsureStarted();
-        var pending = new PendingRaise(request, size);
+        if (timeout != deadlines.Timeout)
+        {
+            return RaiseWithOwnTimeoutAsync(request, size, timeout, cancellationToken);
+        }
+
+        var pending = new PendingRaise(this, request, size, timeout, cancellationToken);
+        deadlines.Track(pending);
+        pending.WatchCancellation();
+        return queue.Writer.TryWrite(pending) ? pending.Task : EnqueueWhenRoomAsync(pending, cancellationToken);
+    }
+
+    /// <summary>The queue is full: waits for room, within the attempt's timeout.</summary>
+    private async Task<RaiseResponse> EnqueueWhenRoomAsync(PendingRaise pending, CancellationToken cancellationToken)
+    {
+        using var timeoutSource = new CancellationTokenSource(pending.TimeLeft, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        try
+        {
+            await queue.Writer.WriteAsync(pending, linked.Token);
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            // Ended while waiting: by its caller's token, or by its deadline (the shared timer may have been first).
+            pending.Fail(cancellationToken.IsCancellationRequested ? Canceled() : TimedOut(deadlines.Timeout));
+        }
+        catch (ChannelClosedException)
+        {
+            pending.Fail(new ObjectDisposedException(nameof(HookBrokerClient)));
+        }
+
+        return await pending.Task;
+    }
+
+    /// <summary>A wait-mode attempt: its own timeout (the attempt timeout plus the wait), with its own timer.</summary>
+    private async Task<RaiseResponse> RaiseWithOwnTimeoutAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var pending = new PendingRaise(this, request, size, timeout, cancellationToken);
         var started = time.GetTimestamp();
         try
         {
@@ -124,23 +176,28 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
             }
 
             var left = timeout - time.GetElapsedTime(started);
-            return await pending.Completion.Task.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
+            return await pending.Task.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
         }
         catch (TimeoutException)
         {
             pending.Abandon();
-            throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"No answer within {timeout} (attempt timeout)."));
+            throw TimedOut(timeout);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             pending.Abandon();
-            throw new RpcException(new Status(StatusCode.Cancelled, "The raise was canceled."));
+            throw Canceled();
         }
         catch (ChannelClosedException)
         {
             throw new ObjectDisposedException(nameof(HookBrokerClient));
         }
     }
+
+    private static RpcException TimedOut(TimeSpan timeout) =>
+        new(new Status(StatusCode.DeadlineExceeded, $"No answer within {timeout} (attempt timeout)."));
+
+    private static RpcException Canceled() => new(new Status(StatusCode.Cancelled, "The raise was canceled."));
 
     /// <summary>Stops the lanes and ends their calls; raises still waiting fail with <see cref="ObjectDisposedException"/>.</summary>
     public async ValueTask DisposeAsync()
@@ -176,6 +233,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         }
 
         stopping.Dispose();
+        deadlines.Dispose();
     }
 
     private void EnsureStarted()
@@ -208,7 +266,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
                 {
                     while (reader.TryRead(out var pending))
                     {
-                        pending.Fail(new RaiseStreamUnsupportedException());
+                        pending.SendUnary();
                     }
 
                     continue;
@@ -272,7 +330,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// <summary>Writes <paramref name="batch"/> as one message on <paramref name="call"/>; false when the call is broken.</summary>
     private async Task<bool> SendAsync(StreamCall call, List<PendingRaise> batch)
     {
-        var message = new RaiseStreamRequest();
+        var message = new RawRaiseStreamRequest();
         if (!call.Register(batch, message))
         {
             // It ended between the check and now (its node is going away): the retry pipeline takes it from here.
@@ -305,7 +363,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
     private StreamCall Open()
     {
-        var grpc = broker.RaiseStream(cancellationToken: CancellationToken.None);
+        var grpc = invoker.AsyncDuplexStreamingCall(RawRaiseMethods.RaiseStream, host: null, new CallOptions());
         var call = new StreamCall(grpc, time.GetTimestamp());
         lock (gate)
         {
@@ -386,10 +444,14 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         foreach (var pending in orphans)
         {
-            pending.Fail(
-                disposed ? new ObjectDisposedException(nameof(HookBrokerClient))
-                : end.StatusCode == StatusCode.Unimplemented ? new RaiseStreamUnsupportedException()
-                : StreamBroken(end));
+            if (end.StatusCode == StatusCode.Unimplemented && !disposed)
+            {
+                pending.SendUnary();
+            }
+            else
+            {
+                pending.Fail(disposed ? new ObjectDisposedException(nameof(HookBrokerClient)) : StreamBroken(end));
+            }
         }
     }
 
@@ -409,14 +471,14 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>One <c>RaiseStream</c> call and the raises sent on it that wait for their result.</summary>
-    private sealed class StreamCall(AsyncDuplexStreamingCall<RaiseStreamRequest, RaiseStreamResponse> grpc, long openedAt)
+    private sealed class StreamCall(AsyncDuplexStreamingCall<RawRaiseStreamRequest, RaiseStreamResponse> grpc, long openedAt)
     {
         private readonly Lock gate = new();
         private readonly Dictionary<ulong, PendingRaise> pending = [];
         private ulong nextSequence;
         private volatile bool closed;
 
-        public AsyncDuplexStreamingCall<RaiseStreamRequest, RaiseStreamResponse> Grpc { get; } = grpc;
+        public AsyncDuplexStreamingCall<RawRaiseStreamRequest, RaiseStreamResponse> Grpc { get; } = grpc;
 
         public long OpenedAt { get; } = openedAt;
 
@@ -430,7 +492,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         public SemaphoreSlim Slots { get; } = new(MaxMessagesInFlight);
 
         /// <summary>Numbers the batch into <paramref name="message"/> and keeps it pending; false once the call ended.</summary>
-        public bool Register(List<PendingRaise> batch, RaiseStreamRequest message)
+        public bool Register(List<PendingRaise> batch, RawRaiseStreamRequest message)
         {
             lock (gate)
             {
@@ -445,7 +507,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
                     var sequence = ++nextSequence;
                     raise.Attach(raise.Request.WaitTimeout is null ? tracker : null);
                     pending[sequence] = raise;
-                    message.Items.Add(new RaiseItem { Sequence = sequence, Raise = raise.Request });
+                    message.Items.Add(new RawRaiseItem { Sequence = sequence, Raise = raise.Request });
                 }
 
                 if (tracker.IsAnswered)
@@ -492,31 +554,91 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>One raise attempt waiting for its result.</summary>
-    private sealed class PendingRaise(RaiseRequest request, int size)
+    private sealed class PendingRaise(RaiseStreamMultiplexer owner, RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+        : AttemptDeadlines.Node
     {
+        private readonly TaskCompletionSource<RaiseResponse> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly long started = owner.time.GetTimestamp();
+        private CancellationTokenRegistration canceling;
+        private bool tracked;
 
-        public RaiseRequest Request { get; } = request;
+        public RawRaiseRequest Request { get; } = request;
 
         public int Size { get; } = size;
 
-        public TaskCompletionSource<RaiseResponse> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task<RaiseResponse> Task => completion.Task;
 
-        public bool IsDone => Completion.Task.IsCompleted;
+        /// <summary>What is left of its attempt timeout.</summary>
+        public TimeSpan TimeLeft => timeout - owner.time.GetElapsedTime(started) is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
+
+        public bool IsDone => completion.Task.IsCompleted;
 
         /// <summary>The message it was sent in, when its answer frees a slot (not in wait mode).</summary>
         public MessageTracker? Tracker { get; private set; }
 
         public void Attach(MessageTracker? tracker) => Tracker = tracker;
 
-        public void Complete(RaiseResponse response) => Completion.TrySetResult(response);
+        /// <summary>For an attempt on the shared deadline timer: its caller's token ends it with <c>CANCELLED</c>.</summary>
+        public void WatchCancellation()
+        {
+            tracked = true;
+            if (cancellationToken.CanBeCanceled)
+            {
+                canceling = cancellationToken.UnsafeRegister(static state => ((PendingRaise)state!).Cancel(), this);
+            }
+        }
 
-        public void Fail(Exception exception) => Completion.TrySetException(exception);
+        public void Complete(RaiseResponse response)
+        {
+            if (completion.TrySetResult(response))
+            {
+                Finished();
+            }
+        }
+
+        public void Fail(Exception exception)
+        {
+            if (completion.TrySetException(exception))
+            {
+                Finished();
+            }
+        }
+
+        /// <summary>Its caller's token fired: <c>CANCELLED</c> (not sent if still queued; a later answer is ignored).</summary>
+        public void Cancel() => Fail(Canceled());
 
         /// <summary>
-        /// Its caller stopped waiting: not sent if still queued; if already sent, its answer (still counted for the
-        /// message's slot) is ignored.
+        /// Its caller stopped waiting (own-timeout attempts): not sent if still queued; if already sent, its answer (still
+        /// counted for the message's slot) is ignored.
         /// </summary>
-        public void Abandon() => Completion.TrySetCanceled();
+        public void Abandon() => completion.TrySetCanceled();
+
+        /// <summary>The broker has no <c>RaiseStream</c>: this attempt goes unary, within what is left of its timeout.</summary>
+        public void SendUnary() => _ = RelayUnaryAsync();
+
+        /// <summary>Its attempt timeout passed (the shared deadline timer): <c>DEADLINE_EXCEEDED</c>.</summary>
+        protected internal override void OnTimeout() => Fail(TimedOut(timeout));
+
+        private async Task RelayUnaryAsync()
+        {
+            try
+            {
+                Complete(await owner.raiseUnary(Request, TimeLeft, cancellationToken));
+            }
+            catch (Exception e)
+            {
+                Fail(e);
+            }
+        }
+
+        private void Finished()
+        {
+            if (tracked)
+            {
+                canceling.Unregister();
+                owner.deadlines.Untrack(this);
+            }
+        }
     }
 
     /// <summary>Counts the answers a sent message still waits for (wait-mode raises left out).</summary>
@@ -528,14 +650,5 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         /// <summary>True for the answer that completes the message.</summary>
         public bool Answer() => Interlocked.Decrement(ref unanswered) == 0;
-    }
-}
-
-/// <summary>The broker does not serve <c>RaiseStream</c> (<c>UNIMPLEMENTED</c>): the raise is to be sent unary.</summary>
-internal sealed class RaiseStreamUnsupportedException : Exception
-{
-    public RaiseStreamUnsupportedException()
-        : base("The broker does not implement RaiseStream.")
-    {
     }
 }

@@ -3,7 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Grpc.Net.Client;
 using HookBroker.Broker.Tests.Core;
-using HookBroker.Broker.Wire;
+using HookBroker.Wire;
 using HookBroker.Protocol.V1;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.TestHost;

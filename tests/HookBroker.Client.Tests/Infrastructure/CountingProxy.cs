@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -14,7 +15,8 @@ namespace HookBroker.Client.Tests.Infrastructure;
 /// A gRPC pass-through in the test process, between the SDK and a real broker, that counts what crosses the wire:
 /// RaiseStream calls, their request messages and items, and unary Raise calls. It proxies Raise and RaiseStream only
 /// (workers and admin calls go to the broker directly). With <see cref="RaiseStreamUnimplemented"/> it plays an older
-/// broker that answers RaiseStream with UNIMPLEMENTED.
+/// broker that answers RaiseStream with UNIMPLEMENTED. <see cref="Raised"/> keeps every raise it forwarded, read with the
+/// public messages (as any client generated from the proto sees them).
 /// </summary>
 internal sealed class CountingProxy : IAsyncDisposable
 {
@@ -44,6 +46,9 @@ internal sealed class CountingProxy : IAsyncDisposable
     public long StreamItems => Interlocked.Read(ref streamItems);
 
     public long UnaryRaises => Interlocked.Read(ref unaryRaises);
+
+    /// <summary>Every raise forwarded (unary and stream items), in the order they arrived.</summary>
+    public ConcurrentQueue<RaiseRequest> Raised { get; } = new();
 
     /// <summary>Holds back every RaiseStream answer (the broker's, already received) until <see cref="ReleaseAnswers"/>.</summary>
     public void HoldAnswers() => answersHeld = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -92,6 +97,7 @@ internal sealed class CountingProxy : IAsyncDisposable
         {
             var proxy = holder.Proxy;
             Interlocked.Increment(ref proxy.unaryRaises);
+            proxy.Raised.Enqueue(request);
             return await proxy.Upstream.RaiseAsync(request, deadline: context.Deadline, cancellationToken: context.CancellationToken);
         }
 
@@ -112,6 +118,11 @@ internal sealed class CountingProxy : IAsyncDisposable
                 {
                     Interlocked.Increment(ref proxy.streamMessages);
                     Interlocked.Add(ref proxy.streamItems, message.Items.Count);
+                    foreach (var item in message.Items)
+                    {
+                        proxy.Raised.Enqueue(item.Raise);
+                    }
+
                     await call.RequestStream.WriteAsync(message, context.CancellationToken);
                 }
 
