@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
+using Outcome = Polly.Outcome;
 using BrokerApi = HookBroker.Protocol.V1.HookBroker;
 
 namespace HookBroker.Client;
@@ -90,25 +91,33 @@ public sealed class HookBrokerClient : IHookBrokerClient
 
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         context.Properties.Set(LabelKey, label);
-        RaiseResponse response;
+        Outcome<RaiseResponse> outcome;
         try
         {
-            response = await pipeline.ExecuteAsync(
+            // Outcome-based: a failed attempt is handed through the retry and breaker layers as a value, never thrown.
+            outcome = await pipeline.ExecuteOutcomeAsync(
                 static (ctx, state) => state.Self.RaiseOnceAsync(state.Request, state.Timeout, ctx.CancellationToken),
                 context,
                 (Self: this, Request: request, Timeout: attemptTimeout));
-        }
-        catch (Exception e) when (e is RpcException or BrokenCircuitException)
-        {
-            throw RpcErrors.Map(e, label, cancellationToken);
         }
         finally
         {
             ResilienceContextPool.Shared.Return(context);
         }
 
+        if (outcome.Exception is { } failure)
+        {
+            if (failure is RpcException or BrokenCircuitException)
+            {
+                throw RpcErrors.Map(failure, label, cancellationToken);
+            }
+
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+
+        var response = outcome.Result!;
         var result = ToResult(response);
-        if (result.Outcomes.Any(o => o.Outcome is HookOutcome.Failed or HookOutcome.DeadLettered))
+        if (result.Outcomes.Count > 0 && result.Outcomes.Any(o => o.Outcome is HookOutcome.Failed or HookOutcome.DeadLettered))
         {
             throw new HookFailedException(label, result);
         }
@@ -129,35 +138,43 @@ public sealed class HookBrokerClient : IHookBrokerClient
 
     private static readonly ResiliencePropertyKey<string> LabelKey = new("hookbroker.label");
 
-    private ValueTask<RaiseResponse> RaiseOnceAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>One attempt; its failure is returned, not thrown (the pipeline is outcome-based).</summary>
+    private ValueTask<Outcome<RaiseResponse>> RaiseOnceAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
         // Batching: the attempt rides the shared RaiseStream with the raises of other callers. A raise too large for a
         // batch travels unary, where a size error is its own; so does every raise once a broker lacks RaiseStream.
         if (multiplexer is { IsSupported: true } && request.CalculateSize() is var size && RaiseStreamMultiplexer.Accepts(size))
         {
-            return new ValueTask<RaiseResponse>(multiplexer.RaiseAsync(request, size, timeout, cancellationToken));
+            return new ValueTask<Outcome<RaiseResponse>>(multiplexer.RaiseAsync(request, size, timeout, cancellationToken));
         }
 
-        return new ValueTask<RaiseResponse>(RaiseUnaryAsync(request, timeout, cancellationToken));
+        return new ValueTask<Outcome<RaiseResponse>>(RaiseUnaryAsync(request, timeout, cancellationToken));
     }
 
-    private async Task<RaiseResponse> RaiseUnaryAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<Outcome<RaiseResponse>> RaiseUnaryAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        // gRPC deadlines are absolute times on the system clock (the transport compares them with it), so the injected
-        // TimeProvider, which may be fake in tests, must not be used here.
-        using var call = invoker.AsyncUnaryCall(
-            RawRaiseMethods.Raise,
-            host: null,
-            new CallOptions(deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken),
-            request);
-        return await call.ResponseAsync;
+        try
+        {
+            // gRPC deadlines are absolute times on the system clock (the transport compares them with it), so the
+            // injected TimeProvider, which may be fake in tests, must not be used here.
+            using var call = invoker.AsyncUnaryCall(
+                RawRaiseMethods.Raise,
+                host: null,
+                new CallOptions(deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken),
+                request);
+            return Outcome.FromResult(await call.ResponseAsync);
+        }
+        catch (Exception e)
+        {
+            return Outcome.FromException<RaiseResponse>(e);
+        }
     }
 
     private static RaiseResult ToResult(RaiseResponse response) => new(
         response.EventId,
         response.RoutedGroups,
         response.Duplicate,
-        [.. response.Outcomes.Select(o => new HookGroupOutcome(o.Group, (HookOutcome)(int)o.Outcome, o.Error, o.Attempt, o.WillRetry))]);
+        response.Outcomes.Count == 0 ? [] : [.. response.Outcomes.Select(o => new HookGroupOutcome(o.Group, (HookOutcome)(int)o.Outcome, o.Error, o.Attempt, o.WillRetry))]);
 
     private static ResiliencePipeline<RaiseResponse> BuildPipeline(HookBrokerClientOptions options, ILogger logger, TimeProvider time)
     {

@@ -77,19 +77,7 @@ static async Task WarmUpAsync(GrpcChannel channel, IHookBrokerClient? sdk, TimeS
 // The SDK client the producer raises through: one per broker, as an app keeps one. Null with --producer raw: the
 // producer then uses the generated client's RaiseStream.
 static HookBrokerClient? Sdk(BrokerServer broker, BenchOptions o) =>
-    o.RawProducer ? null : NewSdk(broker);
-
-static HookBrokerClient NewSdk(BrokerServer broker)
-{
-    var options = new HookBrokerClientOptions { Address = broker.Address, Source = "benchmark" };
-    if (Environment.GetEnvironmentVariable("BENCH_NO_POLLY") == "1")
-    {
-        options.Retry.MaxRetryAttempts = 0;
-        options.CircuitBreaker.Enabled = false;
-    }
-
-    return new HookBrokerClient(options);
-}
+    o.RawProducer ? null : new(new HookBrokerClientOptions { Address = broker.Address, Source = "benchmark" });
 
 static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, string scenario, string engine, string label, int groups, int n, int rate)
 {

@@ -3,6 +3,8 @@ using Grpc.Core;
 using HookBroker.Protocol.V1;
 using HookBroker.Wire;
 using Microsoft.Extensions.Logging;
+using Polly;
+using Outcome = Polly.Outcome;
 using WireResult = HookBroker.Protocol.V1.RaiseResult;
 
 namespace HookBroker.Client.Internal;
@@ -62,7 +64,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     public static readonly TimeSpan RebalanceAfter = TimeSpan.FromSeconds(5);
 
     private readonly CallInvoker invoker;
-    private readonly Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<RaiseResponse>> raiseUnary;
+    private readonly Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<Outcome<RaiseResponse>>> raiseUnary;
     private readonly AttemptDeadlines deadlines;
     private readonly TimeProvider time;
     private readonly ILogger logger;
@@ -83,7 +85,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// <param name="time">The clock for attempt timeouts and rebalancing (gRPC deadlines are not used here).</param>
     /// <param name="logger">Where stream changes are logged.</param>
     public RaiseStreamMultiplexer(
-        CallInvoker invoker, Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<RaiseResponse>> raiseUnary, int nodes, TimeSpan attemptTimeout, TimeProvider time, ILogger logger)
+        CallInvoker invoker, Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<Outcome<RaiseResponse>>> raiseUnary, int nodes, TimeSpan attemptTimeout, TimeProvider time, ILogger logger)
     {
         this.invoker = invoker;
         this.raiseUnary = raiseUnary;
@@ -116,9 +118,13 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// An attempt with the client's usual timeout costs no async machinery here: it is queued and its task is the one
     /// its answer, the shared deadline timer or its cancellation completes.
     /// </remarks>
-    public Task<RaiseResponse> RaiseAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    public Task<Outcome<RaiseResponse>> RaiseAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
+        if (disposed)
+        {
+            return Task.FromResult(Outcome.FromException<RaiseResponse>(new ObjectDisposedException(nameof(HookBrokerClient))));
+        }
+
         EnsureStarted();
         if (timeout != deadlines.Timeout)
         {
@@ -132,7 +138,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>The queue is full: waits for room, within the attempt's timeout.</summary>
-    private async Task<RaiseResponse> EnqueueWhenRoomAsync(PendingRaise pending, CancellationToken cancellationToken)
+    private async Task<Outcome<RaiseResponse>> EnqueueWhenRoomAsync(PendingRaise pending, CancellationToken cancellationToken)
     {
         using var timeoutSource = new CancellationTokenSource(pending.TimeLeft, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
@@ -154,7 +160,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>A wait-mode attempt: its own timeout (the attempt timeout plus the wait), with its own timer.</summary>
-    private async Task<RaiseResponse> RaiseWithOwnTimeoutAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<Outcome<RaiseResponse>> RaiseWithOwnTimeoutAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var pending = new PendingRaise(this, request, size, timeout, cancellationToken);
         var started = time.GetTimestamp();
@@ -181,16 +187,16 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         catch (TimeoutException)
         {
             pending.Abandon();
-            throw TimedOut(timeout);
+            return Outcome.FromException<RaiseResponse>(TimedOut(timeout));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             pending.Abandon();
-            throw Canceled();
+            return Outcome.FromException<RaiseResponse>(Canceled());
         }
         catch (ChannelClosedException)
         {
-            throw new ObjectDisposedException(nameof(HookBrokerClient));
+            return Outcome.FromException<RaiseResponse>(new ObjectDisposedException(nameof(HookBrokerClient)));
         }
     }
 
@@ -557,7 +563,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     private sealed class PendingRaise(RaiseStreamMultiplexer owner, RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
         : AttemptDeadlines.Node
     {
-        private readonly TaskCompletionSource<RaiseResponse> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<Outcome<RaiseResponse>> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly long started = owner.time.GetTimestamp();
         private CancellationTokenRegistration canceling;
         private bool tracked;
@@ -566,7 +572,8 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         public int Size { get; } = size;
 
-        public Task<RaiseResponse> Task => completion.Task;
+        /// <summary>Its outcome: the answer, or the failure (never thrown: the client's pipeline takes outcomes as they are).</summary>
+        public Task<Outcome<RaiseResponse>> Task => completion.Task;
 
         /// <summary>What is left of its attempt timeout.</summary>
         public TimeSpan TimeLeft => timeout - owner.time.GetElapsedTime(started) is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
@@ -590,7 +597,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         public void Complete(RaiseResponse response)
         {
-            if (completion.TrySetResult(response))
+            if (completion.TrySetResult(Outcome.FromResult(response)))
             {
                 Finished();
             }
@@ -598,7 +605,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         public void Fail(Exception exception)
         {
-            if (completion.TrySetException(exception))
+            if (completion.TrySetResult(Outcome.FromException<RaiseResponse>(exception)))
             {
                 Finished();
             }
@@ -623,7 +630,15 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         {
             try
             {
-                Complete(await owner.raiseUnary(Request, TimeLeft, cancellationToken));
+                var outcome = await owner.raiseUnary(Request, TimeLeft, cancellationToken);
+                if (outcome.Exception is { } failure)
+                {
+                    Fail(failure);
+                }
+                else
+                {
+                    Complete(outcome.Result!);
+                }
             }
             catch (Exception e)
             {
