@@ -27,7 +27,11 @@ internal static class DeliveryEncoder
             OrderingKey = lease.OrderingKey ?? string.Empty,
             LeaseExpiresAt = Timestamp.FromDateTimeOffset(lease.LeaseUntil),
         };
-        delivery.Headers.Add(payload.Headers);
+        if (payload.Headers.Count > 0)
+        {
+            delivery.Headers.Add(payload.Headers);
+        }
+
         return delivery;
     }
 }

@@ -73,7 +73,11 @@ public sealed class RaiseValidator(IOptions<BrokerOptions> options)
         var wait = CheckWait(request.WaitTimeout, timeLeft);
 
         var payload = new StoredPayload { Args = args };
-        payload.Headers.Add(request.Headers);
+        if (request.Headers.Count > 0)
+        {
+            payload.Headers.Add(request.Headers);
+        }
+
         return new ValidRaise(request.Event, payload.ToByteArray(), orderingKey, idempotencyKey, source, wait);
     }
 
