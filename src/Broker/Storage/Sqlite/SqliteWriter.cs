@@ -85,7 +85,10 @@ internal sealed class SqliteWriter : IDisposable
         _insertGroup = Prepare("INSERT INTO groups(name, patterns, created_at, floor) VALUES ($n, $p, $t, $f) RETURNING id", "$n", "$p", "$t", "$f");
         _updateGroupPatterns = Prepare("UPDATE groups SET patterns = $p WHERE id = $g", "$p", "$g");
         _saveFloor = Prepare("UPDATE groups SET floor = $f WHERE id = $g", "$f", "$g");
-        _saveMarks = Prepare("INSERT OR REPLACE INTO group_marks(group_id, block, done, delivered) VALUES ($g, $b, $d, $l)", "$g", "$b", "$d", "$l");
+        // An upsert, not REPLACE: the row is overwritten in place, one page in the log (see SqliteSchema).
+        _saveMarks = Prepare(
+            "INSERT INTO group_marks(group_id, block, done, delivered) VALUES ($g, $b, $d, $l) ON CONFLICT(group_id, block) DO UPDATE SET done = excluded.done, delivered = excluded.delivered",
+            "$g", "$b", "$d", "$l");
         _dropMarksBelow = Prepare("DELETE FROM group_marks WHERE group_id = $g AND block < $b", "$g", "$b");
         _deleteGroupMarks = Prepare("DELETE FROM group_marks WHERE group_id = $g", "$g");
         _deleteGroupRows = Prepare("DELETE FROM deliveries WHERE group_id = $g", "$g");
