@@ -84,7 +84,7 @@ static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel chan
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);
     var redisCpuBefore = broker.Redis is { } redis ? ProcessStats.CpuTime(redis.Pid) : TimeSpan.Zero;
     var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-    var clientAllocatedBefore = GC.GetTotalAllocatedBytes();
+    var clientAllocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
     HookBrokerWorkload.Outcome outcome;
     await using (var rss = new PeakRss(broker.Pid))
     await using (var redisRss = broker.Redis is { } r ? new PeakRss(r.Pid) : null)
@@ -92,7 +92,7 @@ static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel chan
         outcome = await HookBrokerWorkload.RunAsync(channel, sdk, label, groups, n, rate);
         var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / ((double)n * groups);
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / ((double)n * groups);
-        var clientAllocated = (GC.GetTotalAllocatedBytes() - clientAllocatedBefore) / ((double)n * groups);
+        var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / ((double)n * groups);
         var line = new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             // The benchmark process: the producer (SDK or raw stream) and the consumer together.
@@ -314,12 +314,12 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
         var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
         var cpuBefore = ProcessStats.CpuTime(redis.Pid);
         var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        var clientAllocatedBefore = GC.GetTotalAllocatedBytes();
+        var clientAllocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         await using var rss = new PeakRss(redis.Pid);
         var outcome = await RedisStreamsWorkload.RunAsync(redis.Port, "e2e", n, rate);
         var cpu = (ProcessStats.CpuTime(redis.Pid) - cpuBefore).TotalMicroseconds / n;
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
-        var clientAllocated = (GC.GetTotalAllocatedBytes() - clientAllocatedBefore) / (double)n;
+        var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
         var line = new ResultLine("redis-streams", "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))

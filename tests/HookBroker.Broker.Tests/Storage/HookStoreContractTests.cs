@@ -254,6 +254,35 @@ public abstract class HookStoreContractTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Idempotency_key_repeated_while_the_backlog_is_full_is_a_duplicate_not_a_refusal()
+    {
+        var (store, _) = await OpenAsync();
+        await AddGroupAsync(store, "g1");
+
+        var first = await AppendOneAsync(store, Event("a", ["g1"], idempotencyKey: "k1", idempotencyUntil: At(600), maxBacklog: 1));
+
+        // The backlog is at its limit: a retry of the stored raise is still answered with the first event (it would store
+        // nothing), while a new event is refused.
+        var results = await store.AppendAsync(
+            [
+                Event("a", ["g1"], idempotencyKey: "k1", idempotencyUntil: At(600), maxBacklog: 1),
+                Event("b", ["g1"], idempotencyKey: "k2", idempotencyUntil: At(600), maxBacklog: 1),
+            ],
+            At(1),
+            Ct);
+
+        Assert.Equal(AppendStatus.Duplicate, results[0].Status);
+        Assert.Equal(first, results[0].EventId);
+        Assert.Equal(AppendStatus.BacklogFull, results[1].Status);
+
+        // The refused key was not kept: once there is room, the same key stores its event.
+        var leased = Assert.Single((await LeaseAsync(store, "g1", now: At(2))).Deliveries);
+        Assert.Equal(SettleStatus.Confirmed, (await SettleOneAsync(store, "g1", Ack(leased), At(3))).Status);
+        var retried = Assert.Single(await store.AppendAsync([Event("b", ["g1"], idempotencyKey: "k2", idempotencyUntil: At(600), maxBacklog: 1)], At(4), Ct));
+        Assert.Equal(AppendStatus.Stored, retried.Status);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Idempotency_key_past_its_window_stores_a_new_event()
     {
         var (store, _) = await OpenAsync();

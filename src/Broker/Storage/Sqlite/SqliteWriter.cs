@@ -96,7 +96,11 @@ internal sealed class SqliteWriter : IDisposable
         _deleteGroup = Prepare("DELETE FROM groups WHERE id = $g", "$g");
 
         _findKey = new SqliteRawStatement(db, "SELECT event_id, groups, expires_at FROM idempotency WHERE key = ?1");
-        _putKey = new SqliteRawStatement(db, "INSERT OR REPLACE INTO idempotency(key, event_id, groups, expires_at) VALUES (?1, ?2, ?3, ?4)");
+        // Claims a key for a new event unless a live entry holds it (no row changed: a duplicate). One statement, so a new
+        // key (the usual case) costs one b-tree descent, not a lookup and then an insert.
+        _putKey = new SqliteRawStatement(
+            db,
+            "INSERT INTO idempotency(key, event_id, groups, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET event_id = excluded.event_id, groups = excluded.groups, expires_at = excluded.expires_at WHERE idempotency.expires_at <= ?5");
         _forgetKeys = Prepare(
             "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency INDEXED BY idempotency_expiry WHERE expires_at <= $now ORDER BY expires_at LIMIT $n)",
             "$now", "$n");
@@ -401,11 +405,6 @@ internal sealed class SqliteWriter : IDisposable
         for (var i = 0; i < events.Count; i++)
         {
             var item = events[i];
-            if (item.IdempotencyKey is { } key && FindLiveKey(key, nowTicks) is { } duplicate)
-            {
-                results[i] = duplicate;
-                continue;
-            }
 
             // Route to the groups that exist (a group deleted while the event was routed is skipped) and check each
             // backlog limit against the in-memory count, so the limit costs no query.
@@ -429,12 +428,26 @@ internal sealed class SqliteWriter : IDisposable
 
             if (fullGroup is not null)
             {
-                results[i] = AppendResult.Full(fullGroup);
+                // A duplicate is answered as one even when a backlog is full: it would store nothing.
+                results[i] = item.IdempotencyKey is { } repeated && FindLiveKey(repeated, nowTicks) is { } first ? first : AppendResult.Full(fullGroup);
                 continue;
             }
 
-            var id = _nextEventId++;
+            var id = _nextEventId;
             var names = new string[_routeScratch.Count];
+            for (var g = 0; g < _routeScratch.Count; g++)
+            {
+                names[g] = _routeScratch[g].Group.Name;
+            }
+
+            if (item.IdempotencyKey is { } key && !ClaimKey(key, id, names, item.IdempotencyUntil.UtcTicks, nowTicks))
+            {
+                results[i] = FindLiveKey(key, nowTicks)
+                    ?? throw new InvalidOperationException($"Idempotency key '{key}' is neither free nor held by a live entry.");
+                continue;
+            }
+
+            _nextEventId++;
             if (_routeScratch.Count > 0)
             {
                 // Consecutive events mostly go to the same groups: reuse the routes text.
@@ -460,18 +473,8 @@ internal sealed class SqliteWriter : IDisposable
                     var (group, groupRetain) = _routeScratch[g];
                     group.OnAppended(id, groupRetain);
                     Touch(group);
-                    names[g] = group.Name;
                     AvailableGroups.Add(group.Name);
                 }
-            }
-
-            if (item.IdempotencyKey is { } newKey)
-            {
-                _putKey.Bind(1, newKey);
-                _putKey.Bind(2, id);
-                _putKey.Bind(3, JoinLines(names));
-                _putKey.Bind(4, item.IdempotencyUntil.UtcTicks);
-                _putKey.Execute();
             }
 
             results[i] = new AppendResult(AppendStatus.Stored, id, names);
@@ -1180,6 +1183,17 @@ internal sealed class SqliteWriter : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>Stores <paramref name="key"/> for event <paramref name="id"/>; false when a live entry already holds it.</summary>
+    private bool ClaimKey(string key, long id, string[] groups, long untilTicks, long nowTicks)
+    {
+        _putKey.Bind(1, key);
+        _putKey.Bind(2, id);
+        _putKey.Bind(3, JoinLines(groups));
+        _putKey.Bind(4, untilTicks);
+        _putKey.Bind(5, nowTicks);
+        return _putKey.Execute() > 0;
     }
 
     private AppendResult? FindLiveKey(string key, long nowTicks)
