@@ -79,6 +79,11 @@ static async Task WarmUpAsync(GrpcChannel channel, IHookBrokerClient? sdk, TimeS
 static HookBrokerClient? Sdk(BrokerServer broker, BenchOptions o) =>
     o.RawProducer ? null : new(new HookBrokerClientOptions { Address = broker.Address, Source = "benchmark" });
 
+// Bytes allocated per event by this process. Under Server GC the runtime's total sometimes goes backwards between two
+// readings: such a reading is printed as "na" rather than as a figure.
+static string AllocatedText(double bytesPerEvent) =>
+    bytesPerEvent >= 0 ? bytesPerEvent.ToString("0", CultureInfo.InvariantCulture) : "na";
+
 static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, string scenario, string engine, string label, int groups, int n, int rate)
 {
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);
@@ -97,7 +102,7 @@ static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel chan
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             // The benchmark process: the producer (SDK or raw stream) and the consumer together.
             .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
-            .Add("client_alloc_bytes_per_event", clientAllocated.ToString("0", CultureInfo.InvariantCulture))
+            .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated))
             .Add("groups", groups.ToString(CultureInfo.InvariantCulture))
             .Add("producer", sdk is null ? "raw-stream" : "sdk");
         if (broker.Redis is { } server && redisRss is not null)
@@ -323,7 +328,7 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
         var line = new ResultLine("redis-streams", "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
-            .Add("client_alloc_bytes_per_event", clientAllocated.ToString("0", CultureInfo.InvariantCulture));
+            .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));
         Print(lines, line);
         return line;
     }
