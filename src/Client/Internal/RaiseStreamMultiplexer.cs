@@ -15,10 +15,10 @@ namespace HookBroker.Client.Internal;
 /// <para>
 /// A raise attempt (<see cref="RaiseAsync"/>) puts its request (args already serialized: <see cref="RawRaiseRequest"/>)
 /// into a bounded queue and awaits its own answer; attempts with the client's usual timeout share one deadline timer
-/// (<see cref="AttemptDeadlines"/>), a wait-mode raise has its own. Each
-/// <em>lane</em> (one per broker node, at least one) has a sender loop that takes whatever is queued, up to
-/// <see cref="MaxBatchItems"/> items or about <see cref="MaxBatchBytes"/>, tags each item with a sequence number, and
-/// writes them as one <see cref="RaiseStreamRequest"/>; the lane's reader loop completes each pending raise by the
+/// (<see cref="AttemptDeadlines"/>), a wait-mode raise has its own. Each <em>lane</em> (one per broker node, at least
+/// one) has a sender loop that takes whatever is queued, up to <see cref="MaxBatchItems"/> items or about
+/// <see cref="MaxBatchBytes"/>, tags each item with a sequence number, and writes them as one
+/// <see cref="RawRaiseStreamRequest"/>; the lane's reader loop completes each pending raise by the
 /// sequence number of its <c>RaiseResult</c> (a failed item becomes the <see cref="RpcException"/> the unary call
 /// would have thrown). Results come in any order, so a wait-mode raise never holds up the others.
 /// </para>
@@ -108,11 +108,12 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     public static bool Accepts(int size) => size <= MaxBatchBytes;
 
     /// <summary>
-    /// One raise attempt through the shared stream: returns the broker's answer, or fails with the
+    /// One raise attempt through the shared stream. Its outcome (never thrown) is the broker's answer, or the
     /// <see cref="RpcException"/> the unary call would have thrown (<c>DEADLINE_EXCEEDED</c> past
     /// <paramref name="timeout"/>, <c>CANCELLED</c> when <paramref name="cancellationToken"/> fires, <c>UNAVAILABLE</c>
-    /// when the stream broke before the answer). Canceling one raise leaves the stream and the other raises alone. Once
-    /// the broker answers <c>UNIMPLEMENTED</c> to <c>RaiseStream</c>, the raises it held are sent unary.
+    /// when the stream broke before the answer), or <see cref="ObjectDisposedException"/> once the client is disposed.
+    /// Canceling one raise leaves the stream and the other raises alone. Once the broker answers <c>UNIMPLEMENTED</c> to
+    /// <c>RaiseStream</c>, the raises it held are sent unary.
     /// </summary>
     /// <remarks>
     /// An attempt with the client's usual timeout costs no async machinery here: it is queued and its task is the one
