@@ -28,7 +28,8 @@ internal sealed record BenchOptions(
           --compare redis    e2e: also run the Redis Streams workload, alternately, and print the ratio
           --engine E         sqlite (default) | memory | redis (starts its own redis-server: appendonly yes,
                              appendfsync everysec; the broker on it). `all` also runs e2e on redis
-          --durability D     normal (default) | fsync (sqlite: synchronous=FULL; redis: appendfsync always)
+          --durability D     normal (default) | fsync (sqlite: synchronous=FULL; redis, and the Redis Streams
+                             comparison: appendfsync always)
           --bare             raise: also run the unary workload against a bare gRPC server (same hosting, answers
                              at once), alternately, and print the broker's share of that ceiling
           --producer P       e2e, fanout: sdk (default: ExecuteEventAsync from many concurrent callers) | raw (the

@@ -300,7 +300,8 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
     RedisServer redis;
     try
     {
-        redis = await RedisServer.StartAsync();
+        // Like for like: with --durability fsync, Redis fsyncs every write too (appendfsync always).
+        redis = await RedisServer.StartAsync(o.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase));
     }
     catch (System.ComponentModel.Win32Exception)
     {
@@ -325,7 +326,7 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
         var cpu = (ProcessStats.CpuTime(redis.Pid) - cpuBefore).TotalMicroseconds / n;
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
         var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
-        var line = new ResultLine("redis-streams", "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
+        var line = new ResultLine("redis-streams", o.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase) ? "redis-streams-aof-always" : "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
             .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));
