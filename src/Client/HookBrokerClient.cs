@@ -1,14 +1,11 @@
 using System.Text.Json;
-using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using HookBroker.Client.Internal;
 using HookBroker.Protocol.V1;
-using HookBroker.Wire;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
 using Polly.CircuitBreaker;
-using Polly.Retry;
 using Outcome = Polly.Outcome;
 using BrokerApi = HookBroker.Protocol.V1.HookBroker;
 
@@ -16,16 +13,18 @@ namespace HookBroker.Client;
 
 /// <summary>
 /// The HookBroker client: one gRPC channel per instance, reused by every call (create one per broker, or per set of
-/// broker nodes, and keep it, as with <c>HttpClient</c>), and a Polly pipeline (retry with backoff and jitter around a
-/// circuit breaker) around each raise. With several <see cref="HookBrokerClientOptions.Addresses"/>, calls are spread
-/// round-robin over the ready nodes and a retry goes to the next one. Thread-safe.
+/// broker nodes, and keep it, as with <c>HttpClient</c>), and Polly retries (exponential backoff with jitter) and a
+/// circuit breaker around each raise: a raise's first attempt runs outside the retry pipeline, which only a transient
+/// failure enters, and the breaker is handed its outcome (<see cref="RaiseResilience"/>). With several
+/// <see cref="HookBrokerClientOptions.Addresses"/>, calls are spread round-robin over the ready nodes and a retry goes to
+/// the next one. Thread-safe.
 /// </summary>
 public sealed class HookBrokerClient : IHookBrokerClient
 {
     private readonly BrokerChannel channel;
     private readonly BrokerApi.HookBrokerClient broker;
     private readonly CallInvoker invoker;
-    private readonly ResiliencePipeline<RaiseResponse> pipeline;
+    private readonly RaiseResilience resilience;
     private readonly HookBrokerClientOptions options;
     private readonly JsonSerializerOptions jsonOptions;
     private readonly TimeProvider time;
@@ -50,7 +49,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
         invoker = channel.Channel.CreateCallInvoker();
         broker = new BrokerApi.HookBrokerClient(invoker);
         var logger = loggerFactory.CreateLogger<HookBrokerClient>();
-        pipeline = BuildPipeline(this.options, logger, time);
+        resilience = new RaiseResilience(this.options, logger, time);
         if (this.options.Batching)
         {
             multiplexer = new RaiseStreamMultiplexer(invoker, RaiseUnaryAsync, addresses.Count, this.options.AttemptTimeout, time, logger);
@@ -64,45 +63,68 @@ public sealed class HookBrokerClient : IHookBrokerClient
     internal HookBrokerClientOptions Options => options;
 
     /// <inheritdoc />
-    public async ValueTask<RaiseResult> ExecuteEventAsync(
+    public ValueTask<RaiseResult> ExecuteEventAsync(
         string label, object? args = null, RaiseOptions? options = null, CancellationToken cancellationToken = default)
     {
-        ArgumentException.ThrowIfNullOrEmpty(label);
-        var request = new RawRaiseRequest
-        {
-            Event = label,
-            Args = ArgsConverter.ToStructBytes(args, jsonOptions),
-            // Every raise carries a key, so a retry after a lost answer is never stored twice.
-            IdempotencyKey = string.IsNullOrEmpty(options?.IdempotencyKey) ? IdempotencyKeys.New() : options.IdempotencyKey,
-            OrderingKey = options?.OrderingKey ?? string.Empty,
-            Source = this.options.Source ?? string.Empty,
-        };
-        var attemptTimeout = this.options.AttemptTimeout;
-        if (options?.WaitTimeout is { } wait)
-        {
-            request.WaitTimeout = Duration.FromTimeSpan(wait);
-            attemptTimeout += wait;
-        }
-
-        if (options is not null)
-        {
-            request.Headers.Add(options.Headers);
-        }
-
-        var context = ResilienceContextPool.Shared.Get(cancellationToken);
-        context.Properties.Set(LabelKey, label);
-        Outcome<RaiseResponse> outcome;
+        // Not an async method itself, so the args object and the options are not held while the raise is in flight
+        // (only its encoded request is); a bad argument still fails the returned task, as from an async method.
+        EncodedRaise raise;
         try
         {
-            // Outcome-based: a failed attempt is handed through the retry and breaker layers as a value, never thrown.
-            outcome = await pipeline.ExecuteOutcomeAsync(
-                static (ctx, state) => state.Self.RaiseOnceAsync(state.Request, state.Timeout, ctx.CancellationToken),
-                context,
-                (Self: this, Request: request, Timeout: attemptTimeout));
+            ArgumentException.ThrowIfNullOrEmpty(label);
+            raise = EncodedRaise.Encode(
+                label,
+                ArgsConverter.ToStructBytes(args, jsonOptions),
+                // Every raise carries a key (generated when not given), so a retry after a lost answer is never stored twice.
+                options?.IdempotencyKey,
+                options?.OrderingKey,
+                this.options.Source,
+                options?.WaitTimeout,
+                options?.Headers);
         }
-        finally
+        catch (Exception e)
         {
-            ResilienceContextPool.Shared.Return(context);
+            return ValueTask.FromException<RaiseResult>(e);
+        }
+
+        return cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<RaiseResult>(cancellationToken)
+            : RaiseAsync(label, raise, this.options.AttemptTimeout + (options?.WaitTimeout ?? TimeSpan.Zero), cancellationToken);
+    }
+
+    /// <summary>Ends the shared raise streams and releases the channel. Calls in progress fail.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (multiplexer is not null)
+        {
+            await multiplexer.DisposeAsync();
+        }
+
+        channel.Dispose();
+    }
+
+    /// <summary>
+    /// Sends <paramref name="raise"/> (retried, through the circuit breaker), each attempt within
+    /// <paramref name="attemptTimeout"/> (in wait mode, the attempt timeout plus the wait), and turns the answer into the result.
+    /// </summary>
+    private async ValueTask<RaiseResult> RaiseAsync(string label, EncodedRaise raise, TimeSpan attemptTimeout, CancellationToken cancellationToken)
+    {
+        // The first attempt runs on its own while the circuit is closed (the common case: no Polly machinery per raise);
+        // only a transient failure enters the retry pipeline, for the remaining attempts (RaiseResilience).
+        Outcome<RaiseResponse> outcome;
+        if (resilience.AdmitsDirectly)
+        {
+            outcome = await RaiseOnceAsync(raise, attemptTimeout, cancellationToken);
+            await resilience.RecordAsync(outcome, cancellationToken);
+        }
+        else
+        {
+            outcome = await resilience.ThroughBreakerAsync(AttemptOf, (Self: this, Raise: raise, Timeout: attemptTimeout), cancellationToken);
+        }
+
+        if (resilience.ShouldRetry(outcome, cancellationToken))
+        {
+            outcome = await resilience.RetryAsync(label, outcome, AttemptOf, (Self: this, Raise: raise, Timeout: attemptTimeout), cancellationToken);
         }
 
         if (outcome.Exception is { } failure)
@@ -125,33 +147,24 @@ public sealed class HookBrokerClient : IHookBrokerClient
         return result;
     }
 
-    /// <summary>Ends the shared raise streams and releases the channel. Calls in progress fail.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (multiplexer is not null)
-        {
-            await multiplexer.DisposeAsync();
-        }
-
-        channel.Dispose();
-    }
-
-    private static readonly ResiliencePropertyKey<string> LabelKey = new("hookbroker.label");
+    /// <summary>One attempt of a raise, for the retry and breaker pipelines (the state carries the client and the raise).</summary>
+    private static readonly Func<(HookBrokerClient Self, EncodedRaise Raise, TimeSpan Timeout), CancellationToken, ValueTask<Outcome<RaiseResponse>>> AttemptOf =
+        static (state, cancellationToken) => state.Self.RaiseOnceAsync(state.Raise, state.Timeout, cancellationToken);
 
     /// <summary>One attempt; its failure is returned, not thrown (the pipeline is outcome-based).</summary>
-    private ValueTask<Outcome<RaiseResponse>> RaiseOnceAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    private ValueTask<Outcome<RaiseResponse>> RaiseOnceAsync(EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
     {
         // Batching: the attempt rides the shared RaiseStream with the raises of other callers. A raise too large for a
         // batch travels unary, where a size error is its own; so does every raise once a broker lacks RaiseStream.
-        if (multiplexer is { IsSupported: true } && request.CalculateSize() is var size && RaiseStreamMultiplexer.Accepts(size))
+        if (multiplexer is { IsSupported: true } && RaiseStreamMultiplexer.Accepts(raise.Size))
         {
-            return new ValueTask<Outcome<RaiseResponse>>(multiplexer.RaiseAsync(request, size, timeout, cancellationToken));
+            return new ValueTask<Outcome<RaiseResponse>>(multiplexer.RaiseAsync(raise, timeout, cancellationToken));
         }
 
-        return new ValueTask<Outcome<RaiseResponse>>(RaiseUnaryAsync(request, timeout, cancellationToken));
+        return new ValueTask<Outcome<RaiseResponse>>(RaiseUnaryAsync(raise.Bytes, timeout, cancellationToken));
     }
 
-    private async Task<Outcome<RaiseResponse>> RaiseUnaryAsync(RawRaiseRequest request, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<Outcome<RaiseResponse>> RaiseUnaryAsync(byte[] raise, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
@@ -161,7 +174,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
                 RawRaiseMethods.Raise,
                 host: null,
                 new CallOptions(deadline: TimeProvider.System.GetUtcNow().UtcDateTime + timeout, cancellationToken: cancellationToken),
-                request);
+                raise);
             return Outcome.FromResult(await call.ResponseAsync);
         }
         catch (Exception e)
@@ -175,60 +188,6 @@ public sealed class HookBrokerClient : IHookBrokerClient
         response.RoutedGroups,
         response.Duplicate,
         response.Outcomes.Count == 0 ? [] : [.. response.Outcomes.Select(o => new HookGroupOutcome(o.Group, (HookOutcome)(int)o.Outcome, o.Error, o.Attempt, o.WillRetry))]);
-
-    private static ResiliencePipeline<RaiseResponse> BuildPipeline(HookBrokerClientOptions options, ILogger logger, TimeProvider time)
-    {
-        // Typed by the attempt's result, so no layer converts outcomes (each conversion would be one more async frame per raise).
-        var builder = new ResiliencePipelineBuilder<RaiseResponse> { TimeProvider = time };
-        var retry = options.Retry;
-        if (retry.MaxRetryAttempts > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions<RaiseResponse>
-            {
-                ShouldHandle = static args => ValueTask.FromResult(RpcErrors.IsTransient(args.Outcome.Exception, args.Context.CancellationToken)),
-                MaxRetryAttempts = retry.MaxRetryAttempts,
-                Delay = retry.InitialDelay,
-                MaxDelay = retry.MaxDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = retry.UseJitter,
-                OnRetry = args =>
-                {
-                    ClientLog.RetryingRaise(
-                        logger,
-                        args.Context.Properties.GetValue(LabelKey, "?"),
-                        (args.Outcome.Exception as RpcException)?.StatusCode.ToString() ?? "error",
-                        args.AttemptNumber + 1,
-                        args.RetryDelay);
-                    return ValueTask.CompletedTask;
-                },
-            });
-        }
-
-        var breaker = options.CircuitBreaker;
-        if (breaker.Enabled)
-        {
-            builder.AddCircuitBreaker(new CircuitBreakerStrategyOptions<RaiseResponse>
-            {
-                ShouldHandle = static args => ValueTask.FromResult(RpcErrors.IsTransient(args.Outcome.Exception, args.Context.CancellationToken)),
-                FailureRatio = breaker.FailureRatio,
-                MinimumThroughput = breaker.MinimumThroughput,
-                SamplingDuration = breaker.SamplingDuration,
-                BreakDuration = breaker.BreakDuration,
-                OnOpened = args =>
-                {
-                    ClientLog.CircuitOpened(logger, args.BreakDuration);
-                    return ValueTask.CompletedTask;
-                },
-                OnClosed = _ =>
-                {
-                    ClientLog.CircuitClosed(logger);
-                    return ValueTask.CompletedTask;
-                },
-            });
-        }
-
-        return builder.Build();
-    }
 
     private static void Validate(HookBrokerClientOptions options)
     {

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace HookBroker.Benchmarks;
 
 /// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
-/// [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw]</c>.</summary>
+/// [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw] [--consumer sdk|raw]</c>.</summary>
 internal sealed record BenchOptions(
     string Scenario,
     int Events,
@@ -15,7 +15,8 @@ internal sealed record BenchOptions(
     string Engine,
     string Durability,
     bool Bare,
-    bool RawProducer)
+    bool RawProducer,
+    bool RawConsumer)
 {
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
@@ -34,6 +35,8 @@ internal sealed record BenchOptions(
                              at once), alternately, and print the broker's share of that ceiling
           --producer P       e2e, fanout: sdk (default: ExecuteEventAsync from many concurrent callers) | raw (the
                              generated client's RaiseStream, 500 raises per message: the wire protocol alone)
+          --consumer C       e2e, fanout: sdk (default: the SDK's worker host, AddHookWorker with a hook) | raw (a
+                             generated Subscribe stream acking each batch in one message: the wire protocol alone)
         """;
 
     /// <summary>True for <c>--engine redis</c>: the broker stores in a redis-server this program starts.</summary>
@@ -67,6 +70,12 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"unknown producer '{producer}'\n{Usage}");
         }
 
+        var consumer = Value("--consumer") ?? "sdk";
+        if (consumer is not ("sdk" or "raw"))
+        {
+            throw new ArgumentException($"unknown consumer '{consumer}'\n{Usage}");
+        }
+
         return new BenchOptions(
             args[0],
             Int("--n", smoke ? 2_000 : 200_000),
@@ -78,6 +87,7 @@ internal sealed record BenchOptions(
             engine,
             Value("--durability") ?? "normal",
             args.Contains("--bare"),
-            producer == "raw");
+            producer == "raw",
+            consumer == "raw");
     }
 }

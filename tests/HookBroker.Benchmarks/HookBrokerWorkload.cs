@@ -24,7 +24,8 @@ internal enum RaiseCall
 
 /// <summary>
 /// Raises through the SDK (<see cref="HookBrokerClient.ExecuteEventAsync"/>: windows of calls in flight, as the Redis
-/// Streams producer sends its XADDs; paced in rate mode) and consumes with raw Subscribe streams that ack in batches.
+/// Streams producer sends its XADDs; paced in rate mode) and consumes with the SDK's worker host
+/// (<see cref="SdkWorkerConsumer"/>), or with raw Subscribe streams that ack in batches (<see cref="RawSubscribeConsumer"/>).
 /// </summary>
 internal static class HookBrokerWorkload
 {
@@ -36,15 +37,18 @@ internal static class HookBrokerWorkload
 
     /// <summary>Raises <paramref name="n"/> events of <paramref name="label"/> (at <paramref name="rate"/>/s when &gt; 0), consumed by
     /// one worker in each of <paramref name="groups"/> groups; events/s is from the first send to the last delivery.</summary>
-    /// <remarks>Without <paramref name="sdk"/>, the generated client's RaiseStream raises (the wire protocol alone).</remarks>
-    public static async Task<Outcome> RunAsync(GrpcChannel channel, IHookBrokerClient? sdk, string label, int groups, int n, int rate)
+    /// <remarks>Without <paramref name="sdk"/>, the generated client's RaiseStream raises (the wire protocol alone); with
+    /// <paramref name="rawConsumer"/>, raw Subscribe streams consume instead of the SDK's worker host.</remarks>
+    public static async Task<Outcome> RunAsync(GrpcChannel channel, Uri address, IHookBrokerClient? sdk, bool rawConsumer, string label, int groups, int n, int rate)
     {
         var client = new Protocol.V1.HookBroker.HookBrokerClient(channel);
         var latencies = new Latencies(n * groups);
-        var consumers = new List<Consumer>();
+        var consumers = new List<IBenchConsumer>();
         for (var g = 0; g < groups; g++)
         {
-            consumers.Add(await Consumer.StartAsync(client, $"{label}-g{g}", label, n, latencies));
+            consumers.Add(rawConsumer
+                ? await RawSubscribeConsumer.StartAsync(client, $"{label}-g{g}", label, n, latencies)
+                : await SdkWorkerConsumer.StartAsync(address, channel, $"{label}-g{g}", label, n, latencies));
         }
 
         var stopwatch = Stopwatch.StartNew();
@@ -71,13 +75,13 @@ internal static class HookBrokerWorkload
         return new Outcome(n * (double)groups / elapsed.TotalSeconds, latencies, lost, duplicates, elapsed);
     }
 
-    /// <summary>Consumes <paramref name="n"/> events already waiting in <paramref name="group"/> with one worker.</summary>
+    /// <summary>Consumes <paramref name="n"/> events already waiting in <paramref name="group"/> with one raw Subscribe stream.</summary>
     public static async Task<Outcome> DrainAsync(GrpcChannel channel, string group, string label, int n)
     {
         var client = new Protocol.V1.HookBroker.HookBrokerClient(channel);
         var latencies = new Latencies(0);
         var stopwatch = Stopwatch.StartNew();
-        await using var consumer = await Consumer.StartAsync(client, group, label, n, latencies);
+        await using var consumer = await RawSubscribeConsumer.StartAsync(client, group, label, n, latencies);
         await Task.WhenAny(consumer.Done, Task.Delay(TimeSpan.FromSeconds(Math.Max(60, n / 2_000.0))));
         return new Outcome(n / stopwatch.Elapsed.TotalSeconds, latencies, n - consumer.Distinct, consumer.Duplicates, stopwatch.Elapsed);
     }
@@ -96,7 +100,7 @@ internal static class HookBrokerWorkload
         if (subscribe)
         {
             // A durable group with no worker online: every raise is stored.
-            await using (await Consumer.StartAsync(client, $"{label}-g", label, 0, new Latencies(0)))
+            await using (await RawSubscribeConsumer.StartAsync(client, $"{label}-g", label, 0, new Latencies(0)))
             {
             }
         }
@@ -297,102 +301,6 @@ internal static class HookBrokerWorkload
         if (failed > 0)
         {
             throw new InvalidOperationException($"{failed} raises failed");
-        }
-    }
-
-    /// <summary>One worker: records latencies, counts distinct and duplicate deliveries, acks each response in one message.</summary>
-    private sealed class Consumer : IAsyncDisposable
-    {
-        private readonly AsyncDuplexStreamingCall<SubscribeRequest, SubscribeResponse> _call;
-        private readonly bool[] _seen;
-        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly Task _loop;
-        private int _distinct;
-
-        private Consumer(AsyncDuplexStreamingCall<SubscribeRequest, SubscribeResponse> call, int n, Latencies latencies)
-        {
-            _call = call;
-            _seen = new bool[n];
-            if (n == 0)
-            {
-                _done.TrySetResult();
-            }
-
-            _loop = Task.Run(() => RunAsync(latencies));
-        }
-
-        public Task Done => _done.Task;
-
-        public int Distinct => Volatile.Read(ref _distinct);
-
-        public long Duplicates { get; private set; }
-
-        public static async Task<Consumer> StartAsync(Protocol.V1.HookBroker.HookBrokerClient client, string group, string label, int n, Latencies latencies)
-        {
-            var call = client.Subscribe();
-            var start = new SubscribeStart { Group = group, MaxInFlight = 10_000 };
-            start.Events.Add(label);
-            await call.RequestStream.WriteAsync(new SubscribeRequest { Subscribe = start });
-            if (!await call.ResponseStream.MoveNext() || call.ResponseStream.Current.Subscribed is null)
-            {
-                throw new InvalidOperationException("subscribe was not confirmed");
-            }
-
-            return new Consumer(call, n, latencies);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            try
-            {
-                await _call.RequestStream.CompleteAsync();
-            }
-            catch (Exception ex) when (ex is RpcException or InvalidOperationException)
-            {
-            }
-
-            _call.Dispose();
-            try
-            {
-                await _loop;
-            }
-            catch (Exception ex) when (ex is RpcException or ObjectDisposedException or OperationCanceledException)
-            {
-                // The stream was closed under the reader: expected at the end of a run.
-            }
-        }
-
-        private async Task RunAsync(Latencies latencies)
-        {
-            await foreach (var message in _call.ResponseStream.ReadAllAsync())
-            {
-                if (message.Deliveries.Count == 0)
-                {
-                    continue;
-                }
-
-                var acks = new SubscribeRequest();
-                foreach (var delivery in message.Deliveries)
-                {
-                    acks.Acks.Add(delivery.DeliveryId);
-                    var sequence = (int)delivery.Args.Fields["seq"].NumberValue;
-                    if (sequence < _seen.Length && !_seen[sequence])
-                    {
-                        _seen[sequence] = true;
-                        latencies.Add((long)delivery.Args.Fields["ts"].NumberValue);
-                        if (Interlocked.Increment(ref _distinct) == _seen.Length)
-                        {
-                            _done.TrySetResult();
-                        }
-                    }
-                    else
-                    {
-                        Duplicates++;
-                    }
-                }
-
-                await _call.RequestStream.WriteAsync(acks);
-            }
         }
     }
 }

@@ -5,7 +5,8 @@ using HookBroker.Benchmarks;
 using HookBroker.Client;
 
 // The benchmark: starts the real broker (and redis-server for the comparison) as separate processes, raises through the
-// SDK (HookBrokerClient.ExecuteEventAsync) and prints one key=value result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
+// SDK (HookBrokerClient.ExecuteEventAsync), consumes through the SDK's worker host (AddHookWorker) and prints one key=value
+// result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
 BenchOptions options;
 try
 {
@@ -63,14 +64,14 @@ static void Print(List<ResultLine> lines, ResultLine line)
     Console.WriteLine(line);
 }
 
-static async Task WarmUpAsync(GrpcChannel channel, IHookBrokerClient? sdk, TimeSpan warmup)
+static async Task WarmUpAsync(GrpcChannel channel, Uri address, IHookBrokerClient? sdk, bool rawConsumer, TimeSpan warmup)
 {
     // The JIT needs seconds of full load to reach full speed: run the workload until the warm-up time is spent.
     var stopwatch = Stopwatch.StartNew();
     var round = 0;
     while (stopwatch.Elapsed < warmup)
     {
-        await HookBrokerWorkload.RunAsync(channel, sdk, $"warmup{round++}", 1, 20_000, 0);
+        await HookBrokerWorkload.RunAsync(channel, address, sdk, rawConsumer, $"warmup{round++}", 1, 20_000, 0);
     }
 }
 
@@ -84,7 +85,7 @@ static HookBrokerClient? Sdk(BrokerServer broker, BenchOptions o) =>
 static string AllocatedText(double bytesPerEvent) =>
     bytesPerEvent >= 0 ? bytesPerEvent.ToString("0", CultureInfo.InvariantCulture) : "na";
 
-static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, string scenario, string engine, string label, int groups, int n, int rate)
+static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, bool rawConsumer, string scenario, string engine, string label, int groups, int n, int rate)
 {
     var cpuBefore = ProcessStats.CpuTime(broker.Pid);
     var redisCpuBefore = broker.Redis is { } redis ? ProcessStats.CpuTime(redis.Pid) : TimeSpan.Zero;
@@ -94,17 +95,18 @@ static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel chan
     await using (var rss = new PeakRss(broker.Pid))
     await using (var redisRss = broker.Redis is { } r ? new PeakRss(r.Pid) : null)
     {
-        outcome = await HookBrokerWorkload.RunAsync(channel, sdk, label, groups, n, rate);
+        outcome = await HookBrokerWorkload.RunAsync(channel, broker.Address, sdk, rawConsumer, label, groups, n, rate);
         var cpu = (ProcessStats.CpuTime(broker.Pid) - cpuBefore).TotalMicroseconds / ((double)n * groups);
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / ((double)n * groups);
         var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / ((double)n * groups);
         var line = new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, (long)n * groups, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
-            // The benchmark process: the producer (SDK or raw stream) and the consumer together.
+            // The benchmark process: the producer (SDK or raw stream) and the consumer (SDK worker or raw stream) together.
             .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
             .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated))
             .Add("groups", groups.ToString(CultureInfo.InvariantCulture))
-            .Add("producer", sdk is null ? "raw-stream" : "sdk");
+            .Add("producer", sdk is null ? "raw-stream" : "sdk")
+            .Add("consumer", rawConsumer ? "raw-stream" : "sdk");
         if (broker.Redis is { } server && redisRss is not null)
         {
             // The broker's figures leave out the Redis server it stores in: reported beside them.
@@ -147,16 +149,16 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 
             using var channel = GrpcChannel.ForAddress(broker.Address);
             await using var sdk = Sdk(broker, o);
-            await WarmUpAsync(channel, sdk, o.Warmup);
+            await WarmUpAsync(channel, broker.Address, sdk, o.RawConsumer, o.Warmup);
             var n = o.Rate > 0 ? (int)(o.Rate * o.Duration.TotalSeconds) : o.Events;
-            var line = await MeasureAsync(broker, channel, sdk, "e2e", Engine(o), $"e2e{round}", 1, n, o.Rate);
+            var line = await MeasureAsync(broker, channel, sdk, o.RawConsumer, "e2e", Engine(o), $"e2e{round}", 1, n, o.Rate);
             Print(lines, line);
             ours.Add(line);
             if (o.Rate == 0 && !o.CompareRedis)
             {
                 // Throughput alone was asked for; also report rate mode, the latency figure.
                 var rate = o.Smoke ? 1_000 : 5_000;
-                Print(lines, await MeasureAsync(broker, channel, sdk, "e2e", Engine(o), $"e2e-rate{round}", 1, (int)(rate * o.Duration.TotalSeconds), rate));
+                Print(lines, await MeasureAsync(broker, channel, sdk, o.RawConsumer, "e2e", Engine(o), $"e2e-rate{round}", 1, (int)(rate * o.Duration.TotalSeconds), rate));
             }
         }
 
@@ -191,7 +193,7 @@ static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
             using var channel = GrpcChannel.ForAddress(broker.Address);
             await using (var sdk = Sdk(broker, o))
             {
-                await WarmUpAsync(channel, sdk, o.Warmup);
+                await WarmUpAsync(channel, broker.Address, sdk, o.RawConsumer, o.Warmup);
             }
 
             // The SDK first (what an app gets: 64 concurrent ExecuteEventAsync callers, batched onto RaiseStream), then
@@ -255,8 +257,8 @@ static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
 
     using var channel = GrpcChannel.ForAddress(broker.Address);
     await using var sdk = Sdk(broker, o);
-    await WarmUpAsync(channel, sdk, o.Warmup);
-    Print(lines, await MeasureAsync(broker, channel, sdk, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
+    await WarmUpAsync(channel, broker.Address, sdk, o.RawConsumer, o.Warmup);
+    Print(lines, await MeasureAsync(broker, channel, sdk, o.RawConsumer, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
 }
 
 static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)

@@ -7,8 +7,9 @@ namespace HookBroker.Client.Tests;
 
 /// <summary>
 /// The SDK encodes an app's args straight into the serialized <c>google.protobuf.Struct</c> a raise carries, without
-/// building a Struct: what reaches the wire, read with the public proto by a <see cref="CountingProxy"/>, is the Struct of
-/// the args' JSON, batched or unary, and the real broker accepts it.
+/// building a Struct, and the whole raise request straight into its serialized form: what reaches the wire, read with the
+/// public proto by a <see cref="CountingProxy"/>, is the Struct of the args' JSON and the raise's every field, batched or
+/// unary, and the real broker accepts it.
 /// </summary>
 public sealed class ArgsEncodingTests
 {
@@ -78,6 +79,56 @@ public sealed class ArgsEncodingTests
         }
 
         Assert.Equal(batching ? 0 : cases.Count, proxy.UnaryRaises);
+        broker.AssertNoErrorsLogged();
+    }
+
+    [Theory(Timeout = 120_000)]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Every_field_of_a_raise_reaches_the_wire_as_the_public_message_reads_it(bool batching)
+    {
+        await using var broker = new BrokerProcess();
+        await broker.StartAsync(Token);
+        await DurableGroups.CreateAsync(broker, "shapes", "shape_raised", Token);
+        await using var proxy = await CountingProxy.StartAsync(broker, Token);
+        await using var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address, Batching = batching, Source = "wire-tésts" });
+        var keyed = new RaiseOptions { IdempotencyKey = "kéy-1", OrderingKey = "örder-1" };
+        keyed.Headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        keyed.Headers["empty"] = string.Empty;
+        keyed.Headers["ünï"] = new string('v', 300);
+
+        await client.ExecuteEventAsync("shape_raised", new { n = 1 }, keyed, Token).AsTask().WaitAsync(Wait, Token);
+        var waited = await client.ExecuteEventAsync("shape_raised", null, new RaiseOptions { WaitTimeout = TimeSpan.FromMilliseconds(1_250) }, Token).AsTask().WaitAsync(Wait, Token);
+        await client.ExecuteEventAsync("shape_raised", new { n = 3 }, new RaiseOptions { WaitTimeout = TimeSpan.Zero }, Token).AsTask().WaitAsync(Wait, Token);
+        await client.ExecuteEventAsync("shape_raised", cancellationToken: Token).AsTask().WaitAsync(Wait, Token);
+
+        var raised = proxy.Raised.ToArray();
+        Assert.Equal(4, raised.Length);
+        Assert.All(raised, r => Assert.Equal("shape_raised", r.Event));
+        Assert.All(raised, r => Assert.Equal("wire-tésts", r.Source));
+
+        Assert.Equal("kéy-1", raised[0].IdempotencyKey);
+        Assert.Equal("örder-1", raised[0].OrderingKey);
+        Assert.Equal(keyed.Headers, raised[0].Headers);
+        Assert.Equal(Struct.Parser.ParseJson("""{"n":1}"""), raised[0].Args);
+        Assert.Null(raised[0].WaitTimeout);
+
+        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromMilliseconds(1_250)), raised[1].WaitTimeout);
+        Assert.Equal(HookOutcome.TimedOut, Assert.Single(waited.Outcomes).Outcome);
+        Assert.Equal(Duration.FromTimeSpan(TimeSpan.Zero), raised[2].WaitTimeout); // present, though empty
+
+        // Without a key of their own, raises get a generated one: 32 hex digits, a different one each.
+        foreach (var generated in raised[1..])
+        {
+            Assert.Matches("^[0-9a-f]{32}$", generated.IdempotencyKey);
+            Assert.Empty(generated.OrderingKey);
+            Assert.Empty(generated.Headers);
+        }
+
+        Assert.Equal(3, raised[1..].Select(r => r.IdempotencyKey).Distinct().Count());
+        Assert.Null(raised[3].Args);
+        using var channel = broker.CreateChannel();
+        Assert.Equal(4UL, (await new HookBrokerAdmin.HookBrokerAdminClient(channel).GetStatsAsync(new GetStatsRequest(), cancellationToken: Token)).RaisedEvents);
         broker.AssertNoErrorsLogged();
     }
 

@@ -21,9 +21,10 @@ internal sealed class HookHandler
     private readonly Func<object?, object?[], ValueTask> invoke;
     private readonly Func<IServiceProvider?, (object? Target, bool Owned)> target;
 
-    private HookHandler(string name, ParameterBinding[] bindings, Func<object?, object?[], ValueTask> invoke, Func<IServiceProvider?, (object?, bool)> target)
+    private HookHandler(string name, ParameterBinding[] bindings, Func<object?, object?[], ValueTask> invoke, Func<IServiceProvider?, (object?, bool)> target, bool usesServices)
     {
         Name = name;
+        UsesServices = usesServices;
         this.bindings = bindings;
         this.invoke = invoke;
         this.target = target;
@@ -31,6 +32,9 @@ internal sealed class HookHandler
 
     /// <summary>A readable name for logs and errors.</summary>
     public string Name { get; }
+
+    /// <summary>Whether each call resolves or creates its instance from <see cref="HookCall.Services"/> (a class hook without instance).</summary>
+    public bool UsesServices { get; }
 
     public static HookHandler ForDelegate(Delegate handler, JsonSerializerOptions json)
     {
@@ -45,7 +49,7 @@ internal sealed class HookHandler
         var valuesParameter = Expression.Parameter(typeof(object?[]), "values");
         var call = Expression.Invoke(Expression.Convert(targetParameter, handler.GetType()), Arguments(method, valuesParameter));
         var invoke = Compile(call, method.ReturnType, targetParameter, valuesParameter);
-        return new HookHandler(DisplayName(method), bindings, invoke, _ => (handler, false));
+        return new HookHandler(DisplayName(method), bindings, invoke, _ => (handler, false), usesServices: false);
     }
 
     public static HookHandler ForMethod(MethodInfo method, Type type, object? instance, JsonSerializerOptions json)
@@ -64,7 +68,7 @@ internal sealed class HookHandler
                 : services => services?.GetService(type) is { } registered
                     ? (registered, false)
                     : (services is null ? Activator.CreateInstance(type) : ActivatorUtilities.CreateInstance(services, type), true);
-        return new HookHandler(DisplayName(method), bindings, invoke, target);
+        return new HookHandler(DisplayName(method), bindings, invoke, target, usesServices: !method.IsStatic && instance is null);
     }
 
     /// <summary>Binds the args to the parameters and runs the hook.</summary>
@@ -152,6 +156,17 @@ internal sealed class HookHandler
         return generated || type is null ? "(lambda)" : $"{type.Name}.{method.Name}";
     }
 
+    /// <summary>The parameter types bound without a serializer pass (see <c>ParameterBinding.TryReadScalar</c>).</summary>
+    private enum ScalarKind
+    {
+        None,
+        String,
+        Int64,
+        Int32,
+        Double,
+        Boolean,
+    }
+
     private enum BindingKind
     {
         Named,
@@ -171,6 +186,7 @@ internal sealed class HookHandler
         private readonly object? defaultValue;
         private readonly bool rejectsNull;
         private readonly bool acceptsScalarText;
+        private readonly ScalarKind scalar;
         private Dictionary<string, string>? wholeArgsNames;
         private bool wholeArgs;
 
@@ -204,6 +220,7 @@ internal sealed class HookHandler
                 ? Nullable.GetUnderlyingType(type) is null
                 : nullability.Create(parameter).WriteState == NullabilityState.NotNull;
             acceptsScalarText = type == typeof(string);
+            scalar = ScalarKindOf(typeInfo);
         }
 
         public BindingKind Kind { get; }
@@ -266,6 +283,11 @@ internal sealed class HookHandler
                 return value.GetRawText();
             }
 
+            if (TryReadScalar(value, out var read))
+            {
+                return read;
+            }
+
             try
             {
                 return JsonSerializer.Deserialize(value, typeInfo!);
@@ -274,6 +296,52 @@ internal sealed class HookHandler
             {
                 throw Error(call, hook, $"argument '{name}' cannot be converted to {TypeName(type)}: {e.Message}", e);
             }
+        }
+
+        /// <summary>
+        /// The built-in converters' result for the common scalar parameters, read from the element directly (what those
+        /// converters do for these tokens, without a serializer pass); false for anything else, left to the serializer.
+        /// </summary>
+        private bool TryReadScalar(JsonElement value, out object? read)
+        {
+            read = null;
+            switch (scalar)
+            {
+                case ScalarKind.String when value.ValueKind == JsonValueKind.String:
+                    read = value.GetString();
+                    return true;
+                case ScalarKind.Int64 when value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var int64):
+                    read = int64;
+                    return true;
+                case ScalarKind.Int32 when value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var int32):
+                    read = int32;
+                    return true;
+                case ScalarKind.Double when value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var number):
+                    read = number;
+                    return true;
+                case ScalarKind.Boolean when value.ValueKind is JsonValueKind.True or JsonValueKind.False:
+                    read = value.ValueKind == JsonValueKind.True;
+                    return true;
+                default:
+                    return false;
+            }
+        }
+
+        /// <summary>Which scalar <see cref="TryReadScalar"/> reads for this parameter: only with the serializer's own converter.</summary>
+        private static ScalarKind ScalarKindOf(JsonTypeInfo? typeInfo)
+        {
+            if (typeInfo is null || typeInfo.Converter.GetType().Assembly != typeof(JsonSerializer).Assembly)
+            {
+                return ScalarKind.None;
+            }
+
+            var type = typeInfo.Type;
+            return type == typeof(string) ? ScalarKind.String
+                : type == typeof(long) || type == typeof(long?) ? ScalarKind.Int64
+                : type == typeof(int) || type == typeof(int?) ? ScalarKind.Int32
+                : type == typeof(double) || type == typeof(double?) ? ScalarKind.Double
+                : type == typeof(bool) || type == typeof(bool?) ? ScalarKind.Boolean
+                : ScalarKind.None;
         }
 
         private object? ConvertWholeArgs(HookCall call, HookHandler hook)

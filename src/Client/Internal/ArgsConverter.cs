@@ -43,13 +43,15 @@ internal static class ArgsConverter
 
     /// <summary>
     /// An args object as the serialized Struct a raise carries (<see cref="StructWireEncoder"/>: no Struct tree is
-    /// built); null gives an empty one. The same rules and errors as <see cref="ToStruct(object?, JsonSerializerOptions)"/>.
+    /// built); null gives an empty one (no bytes). The same rules and errors as
+    /// <see cref="ToStruct(object?, JsonSerializerOptions)"/>. The bytes live in a buffer of the calling thread that its
+    /// next call reuses: copy them before then.
     /// </summary>
-    public static ByteString ToStructBytes(object? args, JsonSerializerOptions options)
+    public static ReadOnlySpan<byte> ToStructBytes(object? args, JsonSerializerOptions options)
     {
         if (args is null or JsonElement { ValueKind: JsonValueKind.Null or JsonValueKind.Undefined })
         {
-            return ByteString.Empty;
+            return [];
         }
 
         var scratch = JsonScratch.Rent(options);
@@ -62,8 +64,8 @@ internal static class ArgsConverter
             reader.Read();
             return reader.TokenType switch
             {
-                JsonTokenType.StartObject => UnsafeByteOperations.UnsafeWrap(StructWireEncoder.Encode(json, options.MaxDepth)),
-                JsonTokenType.Null or JsonTokenType.None => ByteString.Empty,
+                JsonTokenType.StartObject => StructWireEncoder.Encode(json, options.MaxDepth),
+                JsonTokenType.Null or JsonTokenType.None => [],
                 _ => throw new ArgumentException(
                     $"Event args must be a JSON object (an anonymous object, a record, a POCO or a dictionary); {args.GetType()} serialized as {KindOf(reader.TokenType)}.",
                     nameof(args)),
@@ -139,7 +141,8 @@ internal static class ArgsConverter
         return Value.ForNumber(element.GetDouble());
     }
 
-    private static void WriteStruct(Utf8JsonWriter writer, Struct? value)
+    /// <summary>The Struct as a JSON object (an empty object for null): what <see cref="ToJson"/> parses.</summary>
+    internal static void WriteStruct(Utf8JsonWriter writer, Struct? value)
     {
         writer.WriteStartObject();
         if (value is not null)
@@ -185,7 +188,8 @@ internal static class ArgsConverter
         }
     }
 
-    private static void WriteNumber(Utf8JsonWriter writer, double number)
+    /// <summary>A Struct number as JSON: integral doubles up to 2^53 as integers, non-finite ones as null.</summary>
+    internal static void WriteNumber(Utf8JsonWriter writer, double number)
     {
         if (!double.IsFinite(number))
         {

@@ -1,7 +1,6 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using HookBroker.Protocol.V1;
-using HookBroker.Wire;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Outcome = Polly.Outcome;
@@ -13,12 +12,12 @@ namespace HookBroker.Client.Internal;
 /// Carries concurrent raises of one client on shared, long-lived <c>RaiseStream</c> calls, so a web app raising from
 /// many requests at once pays one stream message per batch instead of one gRPC call per event.
 /// <para>
-/// A raise attempt (<see cref="RaiseAsync"/>) puts its request (args already serialized: <see cref="RawRaiseRequest"/>)
+/// A raise attempt (<see cref="RaiseAsync"/>) puts its request (already serialized: <see cref="EncodedRaise"/>)
 /// into a bounded queue and awaits its own answer; attempts with the client's usual timeout share one deadline timer
 /// (<see cref="AttemptDeadlines"/>), a wait-mode raise has its own. Each <em>lane</em> (one per broker node, at least
 /// one) has a sender loop that takes whatever is queued, up to <see cref="MaxBatchItems"/> items or about
 /// <see cref="MaxBatchBytes"/>, tags each item with a sequence number, and writes them as one
-/// <see cref="RawRaiseStreamRequest"/>; the lane's reader loop completes each pending raise by the
+/// <c>RaiseStreamRequest</c> (<see cref="EncodedRaiseBatch"/>); the lane's reader loop completes each pending raise by the
 /// sequence number of its <c>RaiseResult</c> (a failed item becomes the <see cref="RpcException"/> the unary call
 /// would have thrown). Results come in any order, so a wait-mode raise never holds up the others.
 /// </para>
@@ -64,7 +63,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     public static readonly TimeSpan RebalanceAfter = TimeSpan.FromSeconds(5);
 
     private readonly CallInvoker invoker;
-    private readonly Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<Outcome<RaiseResponse>>> raiseUnary;
+    private readonly Func<byte[], TimeSpan, CancellationToken, Task<Outcome<RaiseResponse>>> raiseUnary;
     private readonly AttemptDeadlines deadlines;
     private readonly TimeProvider time;
     private readonly ILogger logger;
@@ -85,7 +84,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// <param name="time">The clock for attempt timeouts and rebalancing (gRPC deadlines are not used here).</param>
     /// <param name="logger">Where stream changes are logged.</param>
     public RaiseStreamMultiplexer(
-        CallInvoker invoker, Func<RawRaiseRequest, TimeSpan, CancellationToken, Task<Outcome<RaiseResponse>>> raiseUnary, int nodes, TimeSpan attemptTimeout, TimeProvider time, ILogger logger)
+        CallInvoker invoker, Func<byte[], TimeSpan, CancellationToken, Task<Outcome<RaiseResponse>>> raiseUnary, int nodes, TimeSpan attemptTimeout, TimeProvider time, ILogger logger)
     {
         this.invoker = invoker;
         this.raiseUnary = raiseUnary;
@@ -119,7 +118,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// An attempt with the client's usual timeout costs no async machinery here: it is queued and its task is the one
     /// its answer, the shared deadline timer or its cancellation completes.
     /// </remarks>
-    public Task<Outcome<RaiseResponse>> RaiseAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    public Task<Outcome<RaiseResponse>> RaiseAsync(EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (disposed)
         {
@@ -129,10 +128,10 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         EnsureStarted();
         if (timeout != deadlines.Timeout)
         {
-            return RaiseWithOwnTimeoutAsync(request, size, timeout, cancellationToken);
+            return RaiseWithOwnTimeoutAsync(raise, timeout, cancellationToken);
         }
 
-        var pending = new PendingRaise(this, request, size, timeout, cancellationToken);
+        var pending = new PendingRaise(this, raise, timeout, cancellationToken);
         deadlines.Track(pending);
         pending.WatchCancellation();
         return queue.Writer.TryWrite(pending) ? pending.Task : EnqueueWhenRoomAsync(pending, cancellationToken);
@@ -161,9 +160,9 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>A wait-mode attempt: its own timeout (the attempt timeout plus the wait), with its own timer.</summary>
-    private async Task<Outcome<RaiseResponse>> RaiseWithOwnTimeoutAsync(RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<Outcome<RaiseResponse>> RaiseWithOwnTimeoutAsync(EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var pending = new PendingRaise(this, request, size, timeout, cancellationToken);
+        var pending = new PendingRaise(this, raise, timeout, cancellationToken);
         var started = time.GetTimestamp();
         try
         {
@@ -337,7 +336,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// <summary>Writes <paramref name="batch"/> as one message on <paramref name="call"/>; false when the call is broken.</summary>
     private async Task<bool> SendAsync(StreamCall call, List<PendingRaise> batch)
     {
-        var message = new RawRaiseStreamRequest();
+        var message = new EncodedRaiseBatch(batch.Count);
         if (!call.Register(batch, message))
         {
             // It ended between the check and now (its node is going away): the retry pipeline takes it from here.
@@ -478,14 +477,14 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>One <c>RaiseStream</c> call and the raises sent on it that wait for their result.</summary>
-    private sealed class StreamCall(AsyncDuplexStreamingCall<RawRaiseStreamRequest, RaiseStreamResponse> grpc, long openedAt)
+    private sealed class StreamCall(AsyncDuplexStreamingCall<EncodedRaiseBatch, RaiseStreamResponse> grpc, long openedAt)
     {
         private readonly Lock gate = new();
         private readonly Dictionary<ulong, PendingRaise> pending = [];
         private ulong nextSequence;
         private volatile bool closed;
 
-        public AsyncDuplexStreamingCall<RawRaiseStreamRequest, RaiseStreamResponse> Grpc { get; } = grpc;
+        public AsyncDuplexStreamingCall<EncodedRaiseBatch, RaiseStreamResponse> Grpc { get; } = grpc;
 
         public long OpenedAt { get; } = openedAt;
 
@@ -499,7 +498,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         public SemaphoreSlim Slots { get; } = new(MaxMessagesInFlight);
 
         /// <summary>Numbers the batch into <paramref name="message"/> and keeps it pending; false once the call ended.</summary>
-        public bool Register(List<PendingRaise> batch, RawRaiseStreamRequest message)
+        public bool Register(List<PendingRaise> batch, EncodedRaiseBatch message)
         {
             lock (gate)
             {
@@ -508,13 +507,13 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
                     return false;
                 }
 
-                var tracker = new MessageTracker(batch.Count(r => r.Request.WaitTimeout is null));
+                var tracker = new MessageTracker(batch.Count(r => !r.Raise.Waits));
                 foreach (var raise in batch)
                 {
                     var sequence = ++nextSequence;
-                    raise.Attach(raise.Request.WaitTimeout is null ? tracker : null);
+                    raise.Attach(raise.Raise.Waits ? null : tracker);
                     pending[sequence] = raise;
-                    message.Items.Add(new RawRaiseItem { Sequence = sequence, Raise = raise.Request });
+                    message.Add(sequence, raise.Raise.Bytes);
                 }
 
                 if (tracker.IsAnswered)
@@ -561,7 +560,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>One raise attempt waiting for its result.</summary>
-    private sealed class PendingRaise(RaiseStreamMultiplexer owner, RawRaiseRequest request, int size, TimeSpan timeout, CancellationToken cancellationToken)
+    private sealed class PendingRaise(RaiseStreamMultiplexer owner, EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
         : AttemptDeadlines.Node
     {
         private readonly TaskCompletionSource<Outcome<RaiseResponse>> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -569,9 +568,9 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         private CancellationTokenRegistration canceling;
         private bool tracked;
 
-        public RawRaiseRequest Request { get; } = request;
+        public EncodedRaise Raise { get; } = raise;
 
-        public int Size { get; } = size;
+        public int Size => Raise.Size;
 
         /// <summary>Its outcome: the answer, or the failure (never thrown: the client's pipeline takes outcomes as they are).</summary>
         public Task<Outcome<RaiseResponse>> Task => completion.Task;
@@ -631,7 +630,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         {
             try
             {
-                var outcome = await owner.raiseUnary(Request, TimeLeft, cancellationToken);
+                var outcome = await owner.raiseUnary(Raise.Bytes, TimeLeft, cancellationToken);
                 if (outcome.Exception is { } failure)
                 {
                     Fail(failure);

@@ -40,21 +40,21 @@ internal static class StructWireEncoder
     /// <summary>
     /// The serialized Struct of <paramref name="utf8Json"/>, which must hold one JSON object (the caller checked its
     /// first token), nested at most <paramref name="maxDepth"/> levels (0: the reader's default, 64). Throws
-    /// <see cref="JsonException"/> for malformed JSON.
+    /// <see cref="JsonException"/> for malformed JSON. The bytes live in a buffer of the calling thread that its next
+    /// call reuses: copy them before then.
     /// </summary>
-    public static byte[] Encode(ReadOnlySpan<byte> utf8Json, int maxDepth = 0)
+    public static ReadOnlySpan<byte> Encode(ReadOnlySpan<byte> utf8Json, int maxDepth = 0)
     {
         var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { MaxDepth = maxDepth });
         var writer = new Writer(scratch ??= new byte[Math.Max(256, utf8Json.Length * 2)]);
         reader.Read(); // StartObject
         WriteStructFields(ref reader, ref writer);
-        var result = writer.Written.ToArray();
         if (writer.Buffer.Length <= 64 * 1024)
         {
             scratch = writer.Buffer; // keep a grown buffer for the next raise on this thread, unless it got large
         }
 
-        return result;
+        return writer.Buffer.AsSpan(0, writer.Written.Length);
     }
 
     /// <summary>The entries of the object the reader is at (after its StartObject), up to and including its EndObject.</summary>

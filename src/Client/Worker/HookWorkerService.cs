@@ -6,7 +6,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Retry;
-using BrokerApi = HookBroker.Protocol.V1.HookBroker;
 
 namespace HookBroker.Client.Internal;
 
@@ -39,7 +38,7 @@ internal sealed class HookWorkerService(
         // Keepalive pings detect a dead connection under an idle stream; with several nodes, each (re)subscription goes
         // to a node whose connection is ready.
         using var channel = BrokerChannel.Create(BrokerAddresses.Effective(settings.Address, settings.Addresses), settings.ConnectTimeout, loggerFactory);
-        var client = new BrokerApi.HookBrokerClient(channel.Channel);
+        var invoker = channel.Channel.CreateCallInvoker();
         var reconnect = BuildReconnectPipeline(settings);
         var start = new SubscribeStart
         {
@@ -55,7 +54,7 @@ internal sealed class HookWorkerService(
             try
             {
                 session = await reconnect.ExecuteAsync(
-                    async ct => await ConnectAsync(client, start, registrations, settings, ct),
+                    async ct => await ConnectAsync(invoker, start, registrations, settings, ct),
                     stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -99,9 +98,10 @@ internal sealed class HookWorkerService(
     }
 
     private async Task<SubscriptionSession> ConnectAsync(
-        BrokerApi.HookBrokerClient client, SubscribeStart start, HookRegistration[] registrations, HookWorkerOptions settings, CancellationToken cancellationToken)
+        CallInvoker invoker, SubscribeStart start, HookRegistration[] registrations, HookWorkerOptions settings, CancellationToken cancellationToken)
     {
-        var call = client.Subscribe(cancellationToken: CancellationToken.None);
+        // Deliveries arrive with their args as the serialized Struct (RawSubscribeResponse), read straight into JSON.
+        var call = invoker.AsyncDuplexStreamingCall(RawSubscribeMethods.Subscribe, host: null, new CallOptions());
         try
         {
             await using var cancel = cancellationToken.Register(static c => ((IDisposable)c!).Dispose(), call);

@@ -1,7 +1,10 @@
-using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
+using System.Text.Json;
 using System.Threading.Channels;
+using Google.Protobuf;
 using Grpc.Core;
 using HookBroker.Protocol.V1;
+using HookBroker.Wire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -12,30 +15,36 @@ namespace HookBroker.Client.Internal;
 /// run the hooks, their settlements go through a second bounded channel to a single writer that batches them into as few
 /// request messages as possible, and an extender renews every lease held past half the ack deadline: those of running
 /// handlers and those of deliveries still waiting for a free handler (until the worker stops taking deliveries).
+/// Deliveries arrive with their args as the serialized Struct (<see cref="RawSubscribeMethods"/>); a handler reads them
+/// straight into JSON (<see cref="StructWireJsonDecoder"/>) for the hooks' binding.
 /// </summary>
 internal sealed class SubscriptionSession : IDisposable
 {
     private const int MaxSettlementsPerMessage = 1000;
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly AsyncDuplexStreamingCall<SubscribeRequest, SubscribeResponse> call;
+    private static readonly IReadOnlyDictionary<string, string> NoHeaders = ReadOnlyDictionary<string, string>.Empty;
+
+    private readonly AsyncDuplexStreamingCall<SubscribeRequest, RawSubscribeResponse> call;
     private readonly HookRegistration[] registrations;
     private readonly HookWorkerOptions options;
     private readonly IServiceScopeFactory scopes;
     private readonly ILogger logger;
     private readonly TimeProvider time;
     private readonly TimeSpan ackDeadline;
-    private readonly Channel<Delivery> deliveries;
+    // Whether any hook is a class resolved per call from a service scope (delegate hooks need none).
+    private readonly bool hooksNeedScope;
+    private readonly Channel<HeldLease> deliveries;
     private readonly Channel<Settlement> settlements;
     // Every lease this stream holds and has not settled, from receipt: waiting in the channel or running.
-    private readonly ConcurrentDictionary<string, LeaseState> held = new(StringComparer.Ordinal);
+    private readonly HeldLeases held = new();
     private readonly CancellationTokenSource brokenSource = new();
     private readonly CancellationTokenSource handlersSource = new();
     private readonly CancellationToken broken;
     private readonly CancellationToken handlersToken;
 
     public SubscriptionSession(
-        AsyncDuplexStreamingCall<SubscribeRequest, SubscribeResponse> call,
+        AsyncDuplexStreamingCall<SubscribeRequest, RawSubscribeResponse> call,
         Subscribed subscribed,
         HookRegistration[] registrations,
         HookWorkerOptions options,
@@ -49,11 +58,12 @@ internal sealed class SubscriptionSession : IDisposable
         this.scopes = scopes;
         this.logger = logger;
         this.time = time;
+        hooksNeedScope = registrations.Any(r => r.Handler.UsesServices);
         var ackDeadlineFromBroker = subscribed.AckDeadline?.ToTimeSpan() ?? TimeSpan.Zero;
         ackDeadline = ackDeadlineFromBroker > TimeSpan.Zero ? ackDeadlineFromBroker : TimeSpan.FromSeconds(30);
         var maxInFlight = subscribed.MaxInFlight > 0 ? subscribed.MaxInFlight : options.MaxInFlight;
         // The broker never leases more than max_in_flight at once, so neither channel fills up in normal operation.
-        deliveries = Channel.CreateBounded<Delivery>(new BoundedChannelOptions(maxInFlight) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+        deliveries = Channel.CreateBounded<HeldLease>(new BoundedChannelOptions(maxInFlight) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
         settlements = Channel.CreateBounded<Settlement>(new BoundedChannelOptions(2 * maxInFlight) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         broken = brokenSource.Token;
         handlersToken = handlersSource.Token;
@@ -88,7 +98,7 @@ internal sealed class SubscriptionSession : IDisposable
             }
             else
             {
-                var runningHandlers = held.Values.Count(l => l.Started);
+                var runningHandlers = held.Snapshot(startedOnly: true).Count;
                 WorkerLog.Draining(logger, options.Group, runningHandlers);
             }
         }
@@ -100,13 +110,13 @@ internal sealed class SubscriptionSession : IDisposable
         catch (TimeoutException)
         {
             var abandoned = 0;
-            foreach (var (id, lease) in held)
+            // Only running handlers: deliveries never started are released when the stream closes.
+            foreach (var lease in held.Snapshot(startedOnly: true))
             {
-                // Only running handlers: deliveries never started are released when the stream closes.
-                if (lease.Started && held.TryRemove(id, out _))
+                if (held.TryRemove(lease))
                 {
                     abandoned++;
-                    await TrySettleAsync(Settlement.Nack(id, "the worker stopped before the hook finished"));
+                    await TrySettleAsync(Settlement.Nack(lease.Delivery.DeliveryId, "the worker stopped before the hook finished"));
                 }
             }
 
@@ -152,8 +162,10 @@ internal sealed class SubscriptionSession : IDisposable
             {
                 var response = call.ResponseStream.Current;
                 var now = time.GetUtcNow();
-                foreach (var delivery in response.Deliveries)
+                var received = response.Deliveries;
+                for (var i = 0; i < received.Count; i++)
                 {
+                    var delivery = received[i];
                     // Tracked from receipt, so a delivery waiting for a free handler keeps its lease too. The broker's
                     // lease end when it is sooner (a worker clock ahead of the broker's only extends earlier).
                     var endsAt = now + ackDeadline;
@@ -162,14 +174,17 @@ internal sealed class SubscriptionSession : IDisposable
                         endsAt = expiresAt;
                     }
 
-                    held[delivery.DeliveryId] = new LeaseState(endsAt);
+                    var lease = new HeldLease(delivery, endsAt);
+                    held.Add(lease);
                     // Never full (max_in_flight bounds it); once stopping, unstarted deliveries wait here and are released
                     // by the broker when the stream closes.
-                    deliveries.Writer.TryWrite(delivery);
+                    deliveries.Writer.TryWrite(lease);
                 }
 
-                foreach (var confirmation in response.Confirmations)
+                var confirmations = response.Confirmations;
+                for (var i = 0; i < confirmations.Count; i++)
                 {
+                    var confirmation = confirmations[i];
                     if (confirmation.Status == SettleStatus.Invalid)
                     {
                         WorkerLog.SettlementNotConfirmed(logger, confirmation.Kind.ToString(), confirmation.DeliveryId, confirmation.Status.ToString(), confirmation.Message);
@@ -218,9 +233,9 @@ internal sealed class SubscriptionSession : IDisposable
         {
             while (await deliveries.Reader.WaitToReadAsync(stopTaking))
             {
-                while (!stopTaking.IsCancellationRequested && deliveries.Reader.TryRead(out var delivery))
+                while (!stopTaking.IsCancellationRequested && deliveries.Reader.TryRead(out var lease))
                 {
-                    await HandleAsync(delivery);
+                    await HandleAsync(lease);
                 }
             }
         }
@@ -230,58 +245,83 @@ internal sealed class SubscriptionSession : IDisposable
         }
     }
 
-    private async Task HandleAsync(Delivery delivery)
+    private async Task HandleAsync(HeldLease lease)
     {
+        lease.Started = true;
+        var delivery = lease.Delivery;
         var id = delivery.DeliveryId;
-        held.GetOrAdd(id, static (_, endsAt) => new LeaseState(endsAt), time.GetUtcNow() + ackDeadline).Started = true;
-        Settlement settlement;
+        DecodedArgs args;
         try
         {
-            var context = new HookContext(
-                delivery.Event,
-                delivery.EventId,
-                delivery.Attempt,
-                new Dictionary<string, string>(delivery.Headers, StringComparer.Ordinal),
-                NullIfEmpty(delivery.Source),
-                NullIfEmpty(delivery.OrderingKey),
-                delivery.RaisedAt?.ToDateTimeOffset());
-            await using var scope = scopes.CreateAsyncScope();
-            var call = new HookCall(ArgsConverter.ToJson(delivery.Args), context, scope.ServiceProvider, handlersToken);
-            foreach (var registration in registrations)
+            args = StructWireJsonDecoder.Decode(delivery.HasArgs ? delivery.Args.Span : default);
+        }
+        catch (Exception e) when (e is InvalidProtocolBufferException or JsonException)
+        {
+            // Poison: the same bytes can never be read (the broker checks args on raise, so this takes a broken store).
+            WorkerLog.BindingFailed(logger, delivery.Event, delivery.EventId, $"the args cannot be read: {e.Message}");
+            await SettleIfHeldAsync(lease, Settlement.Reject(id, $"the args cannot be read: {e.Message}"));
+            return;
+        }
+
+        Settlement settlement;
+        using (args)
+        {
+            AsyncServiceScope? scope = null;
+            try
             {
-                if (registration.Matches(delivery.Event))
+                var context = new HookContext(
+                    delivery.Event,
+                    delivery.EventId,
+                    delivery.Attempt,
+                    delivery.Headers.Count == 0 ? NoHeaders : new Dictionary<string, string>(delivery.Headers, StringComparer.Ordinal),
+                    NullIfEmpty(delivery.Source),
+                    NullIfEmpty(delivery.OrderingKey),
+                    delivery.RaisedAt?.ToDateTimeOffset());
+                scope = hooksNeedScope ? scopes.CreateAsyncScope() : null;
+                var call = new HookCall(args.Root, context, scope?.ServiceProvider, handlersToken);
+                foreach (var registration in registrations)
                 {
-                    await registration.Handler.InvokeAsync(call);
+                    if (registration.Matches(delivery.Event))
+                    {
+                        await registration.Handler.InvokeAsync(call);
+                    }
+                }
+
+                settlement = Settlement.Ack(id);
+                WorkerLog.Handled(logger, delivery.Event, delivery.EventId, delivery.Attempt);
+            }
+            catch (HookBindingException e)
+            {
+                // Poison: the same args can never bind.
+                WorkerLog.BindingFailed(logger, delivery.Event, delivery.EventId, e.Message);
+                settlement = Settlement.Reject(id, e.Message);
+            }
+            catch (OperationCanceledException) when (handlersToken.IsCancellationRequested)
+            {
+                settlement = Settlement.Nack(id, "the worker stopped before the hook finished");
+            }
+#pragma warning disable CA1031 // Any exception of a hook is its failure: it is nacked, with the error kept by the broker.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                WorkerLog.HandlerFailed(logger, e, delivery.Event, delivery.EventId, delivery.Attempt);
+                settlement = Settlement.Nack(id, $"{e.GetType().Name}: {e.Message}");
+            }
+            finally
+            {
+                if (scope is { } created)
+                {
+                    await created.DisposeAsync();
                 }
             }
-
-            settlement = Settlement.Ack(id);
-            WorkerLog.Handled(logger, delivery.Event, delivery.EventId, delivery.Attempt);
-        }
-        catch (HookBindingException e)
-        {
-            // Poison: the same args can never bind.
-            WorkerLog.BindingFailed(logger, delivery.Event, delivery.EventId, e.Message);
-            settlement = Settlement.Reject(id, e.Message);
-        }
-        catch (OperationCanceledException) when (handlersToken.IsCancellationRequested)
-        {
-            settlement = Settlement.Nack(id, "the worker stopped before the hook finished");
-        }
-#pragma warning disable CA1031 // Any exception of a hook is its failure: it is nacked, with the error kept by the broker.
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            WorkerLog.HandlerFailed(logger, e, delivery.Event, delivery.EventId, delivery.Attempt);
-            settlement = Settlement.Nack(id, $"{e.GetType().Name}: {e.Message}");
         }
 
-        // Whoever removes the lease settles it: this handler, or the drain timeout.
-        if (held.TryRemove(id, out _))
-        {
-            await TrySettleAsync(settlement);
-        }
+        await SettleIfHeldAsync(lease, settlement);
     }
+
+    /// <summary>Settles <paramref name="lease"/> unless the drain timeout settled it already: whoever removes a lease settles it.</summary>
+    private ValueTask SettleIfHeldAsync(HeldLease lease, Settlement settlement) =>
+        held.TryRemove(lease) ? TrySettleAsync(settlement) : ValueTask.CompletedTask;
 
     private async Task ExtendAsync(CancellationToken stopTaking, CancellationToken cancellationToken)
     {
@@ -292,7 +332,7 @@ internal sealed class SubscriptionSession : IDisposable
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 var now = time.GetUtcNow();
-                foreach (var (id, lease) in held)
+                foreach (var lease in held.Snapshot(startedOnly: false))
                 {
                     if (!lease.Started && stopTaking.IsCancellationRequested)
                     {
@@ -302,7 +342,7 @@ internal sealed class SubscriptionSession : IDisposable
                     }
 
                     // Extend once less than half the ack deadline is left; a full channel just waits for the next tick.
-                    if (lease.EndsAt - now <= ackDeadline / 2 && settlements.Writer.TryWrite(Settlement.Extend(id)))
+                    if (lease.EndsAt - now <= ackDeadline / 2 && settlements.Writer.TryWrite(Settlement.Extend(lease.Delivery.DeliveryId)))
                     {
                         lease.EndsAt = now + ackDeadline;
                     }
@@ -330,14 +370,6 @@ internal sealed class SubscriptionSession : IDisposable
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 
     private static string Truncate(string text) => text.Length <= 4096 ? text : text[..4096];
-
-    private sealed class LeaseState(DateTimeOffset endsAt)
-    {
-        public DateTimeOffset EndsAt { get; set; } = endsAt;
-
-        /// <summary>Whether a handler has taken it (set once, by that handler).</summary>
-        public bool Started { get; set; }
-    }
 
     private readonly record struct Settlement(SettleKind Kind, string DeliveryId, string? Error)
     {

@@ -15,8 +15,9 @@ namespace HookBroker.Client.Tests.Infrastructure;
 /// A gRPC pass-through in the test process, between the SDK and a real broker, that counts what crosses the wire:
 /// RaiseStream calls, their request messages and items, and unary Raise calls. It proxies Raise and RaiseStream only
 /// (workers and admin calls go to the broker directly). With <see cref="RaiseStreamUnimplemented"/> it plays an older
-/// broker that answers RaiseStream with UNIMPLEMENTED. <see cref="Raised"/> keeps every raise it forwarded, read with the
-/// public messages (as any client generated from the proto sees them).
+/// broker that answers RaiseStream with UNIMPLEMENTED; <see cref="FailNextRaises"/> makes it answer raises with a failure
+/// itself, as a broker would (a per-item status on the stream, the call's status for unary). <see cref="Raised"/> keeps
+/// every raise it received, read with the public messages (as any client generated from the proto sees them).
 /// </summary>
 internal sealed class CountingProxy : IAsyncDisposable
 {
@@ -26,6 +27,9 @@ internal sealed class CountingProxy : IAsyncDisposable
     private long streamMessages;
     private long streamItems;
     private long unaryRaises;
+    private long failuresLeft;
+    private long failedRaises;
+    private StatusCode failure = StatusCode.Unavailable;
     private volatile TaskCompletionSource? answersHeld;
 
     private CountingProxy(WebApplication app, GrpcChannel upstream, Uri address)
@@ -47,7 +51,10 @@ internal sealed class CountingProxy : IAsyncDisposable
 
     public long UnaryRaises => Interlocked.Read(ref unaryRaises);
 
-    /// <summary>Every raise forwarded (unary and stream items), in the order they arrived.</summary>
+    /// <summary>Raises answered with an injected failure so far (<see cref="FailNextRaises"/>).</summary>
+    public long FailedRaises => Interlocked.Read(ref failedRaises);
+
+    /// <summary>Every raise received (unary and stream items, failed ones included), in the order they arrived.</summary>
     public ConcurrentQueue<RaiseRequest> Raised { get; } = new();
 
     /// <summary>Holds back every RaiseStream answer (the broker's, already received) until <see cref="ReleaseAnswers"/>.</summary>
@@ -56,7 +63,34 @@ internal sealed class CountingProxy : IAsyncDisposable
     /// <summary>Lets the answers held by <see cref="HoldAnswers"/> through, and every later one.</summary>
     public void ReleaseAnswers() => answersHeld?.TrySetResult();
 
+    /// <summary>
+    /// Answers the next <paramref name="count"/> raises (unary or stream items) with <paramref name="code"/> itself,
+    /// without forwarding them; <see cref="long.MaxValue"/> fails every raise until called again with 0.
+    /// </summary>
+    public void FailNextRaises(long count, StatusCode code = StatusCode.Unavailable)
+    {
+        failure = code;
+        Interlocked.Exchange(ref failuresLeft, count);
+    }
+
     private HookBroker.Protocol.V1.HookBroker.HookBrokerClient Upstream => new(upstream);
+
+    /// <summary>True when the raise at hand is to be failed (<see cref="FailNextRaises"/>): takes one failure.</summary>
+    private bool TakeFailure()
+    {
+        while (Interlocked.Read(ref failuresLeft) is var left && left > 0)
+        {
+            if (left == long.MaxValue || Interlocked.CompareExchange(ref failuresLeft, left - 1, left) == left)
+            {
+                Interlocked.Increment(ref failedRaises);
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private Status InjectedFailure => new(failure, "failure injected by the test proxy");
 
     public static async Task<CountingProxy> StartAsync(BrokerProcess broker, CancellationToken cancellationToken)
     {
@@ -98,6 +132,11 @@ internal sealed class CountingProxy : IAsyncDisposable
             var proxy = holder.Proxy;
             Interlocked.Increment(ref proxy.unaryRaises);
             proxy.Raised.Enqueue(request);
+            if (proxy.TakeFailure())
+            {
+                throw new RpcException(proxy.InjectedFailure);
+            }
+
             return await proxy.Upstream.RaiseAsync(request, deadline: context.Deadline, cancellationToken: context.CancellationToken);
         }
 
@@ -112,18 +151,46 @@ internal sealed class CountingProxy : IAsyncDisposable
 
             Interlocked.Increment(ref proxy.streamCalls);
             using var call = proxy.Upstream.RaiseStream(cancellationToken: context.CancellationToken);
+            using var writing = new SemaphoreSlim(1); // the injected failures and the broker's answers share the response stream
             var forward = Task.Run(async () =>
             {
                 await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
                 {
                     Interlocked.Increment(ref proxy.streamMessages);
                     Interlocked.Add(ref proxy.streamItems, message.Items.Count);
+                    var forwarded = new RaiseStreamRequest();
+                    var failed = new RaiseStreamResponse();
                     foreach (var item in message.Items)
                     {
                         proxy.Raised.Enqueue(item.Raise);
+                        if (proxy.TakeFailure())
+                        {
+                            var status = proxy.InjectedFailure;
+                            failed.Results.Add(new HookBroker.Protocol.V1.RaiseResult { Sequence = item.Sequence, Status = new ItemStatus { Code = (int)status.StatusCode, Message = status.Detail } });
+                        }
+                        else
+                        {
+                            forwarded.Items.Add(item);
+                        }
                     }
 
-                    await call.RequestStream.WriteAsync(message, context.CancellationToken);
+                    if (failed.Results.Count > 0)
+                    {
+                        await writing.WaitAsync(context.CancellationToken);
+                        try
+                        {
+                            await responseStream.WriteAsync(failed, context.CancellationToken);
+                        }
+                        finally
+                        {
+                            writing.Release();
+                        }
+                    }
+
+                    if (forwarded.Items.Count > 0)
+                    {
+                        await call.RequestStream.WriteAsync(forwarded, context.CancellationToken);
+                    }
                 }
 
                 await call.RequestStream.CompleteAsync();
@@ -135,7 +202,15 @@ internal sealed class CountingProxy : IAsyncDisposable
                     await held.Task.WaitAsync(context.CancellationToken);
                 }
 
-                await responseStream.WriteAsync(response, context.CancellationToken);
+                await writing.WaitAsync(context.CancellationToken);
+                try
+                {
+                    await responseStream.WriteAsync(response, context.CancellationToken);
+                }
+                finally
+                {
+                    writing.Release();
+                }
             }
 
             await forward;
