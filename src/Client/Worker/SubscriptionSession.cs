@@ -21,6 +21,12 @@ namespace HookBroker.Client.Internal;
 internal sealed class SubscriptionSession : IDisposable
 {
     private const int MaxSettlementsPerMessage = 1000;
+
+    /// <summary>
+    /// How long the writer holds settlements back, at most, for those of deliveries still being handled (see
+    /// <see cref="GatherMoreAsync"/>): acks travel in fewer, fuller messages, and a hook's latency is not affected.
+    /// </summary>
+    public static readonly TimeSpan DefaultSettlementLinger = TimeSpan.FromMilliseconds(2);
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
 
     private static readonly IReadOnlyDictionary<string, string> NoHeaders = ReadOnlyDictionary<string, string>.Empty;
@@ -42,6 +48,9 @@ internal sealed class SubscriptionSession : IDisposable
     private readonly CancellationTokenSource handlersSource = new();
     private readonly CancellationToken broken;
     private readonly CancellationToken handlersToken;
+    private readonly TimeSpan settlementLinger;
+    // Deliveries received whose settlement (ack, nack or reject) the writer has not taken yet: while any, it gathers more.
+    private int unsettled;
 
     public SubscriptionSession(
         AsyncDuplexStreamingCall<SubscribeRequest, RawSubscribeResponse> call,
@@ -50,9 +59,11 @@ internal sealed class SubscriptionSession : IDisposable
         HookWorkerOptions options,
         IServiceScopeFactory scopes,
         ILogger logger,
-        TimeProvider time)
+        TimeProvider time,
+        TimeSpan? settlementLinger = null)
     {
         this.call = call;
+        this.settlementLinger = settlementLinger ?? DefaultSettlementLinger;
         this.registrations = registrations;
         this.options = options;
         this.scopes = scopes;
@@ -176,6 +187,7 @@ internal sealed class SubscriptionSession : IDisposable
 
                     var lease = new HeldLease(delivery, endsAt);
                     held.Add(lease);
+                    Interlocked.Increment(ref unsettled);
                     // Never full (max_in_flight bounds it); once stopping, unstarted deliveries wait here and are released
                     // by the broker when the stream closes.
                     deliveries.Writer.TryWrite(lease);
@@ -208,11 +220,10 @@ internal sealed class SubscriptionSession : IDisposable
             while (await reader.WaitToReadAsync(broken))
             {
                 var request = new SubscribeRequest();
-                var count = 0;
-                while (count < MaxSettlementsPerMessage && reader.TryRead(out var settlement))
+                var count = TakeAvailable(reader, request, 0);
+                if (count < MaxSettlementsPerMessage && Volatile.Read(ref unsettled) > 0)
                 {
-                    settlement.AddTo(request);
-                    count++;
+                    count = await GatherMoreAsync(reader, request, count);
                 }
 
                 await call.RequestStream.WriteAsync(request, broken);
@@ -225,6 +236,44 @@ internal sealed class SubscriptionSession : IDisposable
             // The stream is gone: the broker releases its leases, so whatever was not sent is redelivered.
             await brokenSource.CancelAsync();
         }
+    }
+
+    /// <summary>
+    /// Handlers are still busy with deliveries this stream received: their settlements join this message, so while the
+    /// handlers keep up a delivered batch is settled in one message (not one per handler), for at most
+    /// the settlement linger (<see cref="DefaultSettlementLinger"/>; the settlements already taken never wait longer).
+    /// </summary>
+    private async ValueTask<int> GatherMoreAsync(ChannelReader<Settlement> reader, SubscribeRequest request, int count)
+    {
+        using var linger = new CancellationTokenSource(settlementLinger, time);
+        try
+        {
+            while (count < MaxSettlementsPerMessage && Volatile.Read(ref unsettled) > 0 && await reader.WaitToReadAsync(linger.Token))
+            {
+                count = TakeAvailable(reader, request, count);
+            }
+        }
+        catch (OperationCanceledException) when (linger.IsCancellationRequested)
+        {
+            // Waited long enough: send what was gathered.
+        }
+
+        return count;
+    }
+
+    private int TakeAvailable(ChannelReader<Settlement> reader, SubscribeRequest request, int count)
+    {
+        while (count < MaxSettlementsPerMessage && reader.TryRead(out var settlement))
+        {
+            settlement.AddTo(request);
+            count++;
+            if (settlement.Kind != SettleKind.Extend)
+            {
+                Interlocked.Decrement(ref unsettled);
+            }
+        }
+
+        return count;
     }
 
     private async Task HandleLoopAsync(CancellationToken stopTaking)
