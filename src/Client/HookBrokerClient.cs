@@ -137,7 +137,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
 
-        var response = outcome.Result!;
+        var response = outcome.Result ?? throw new InvalidOperationException("A raise attempt ended with neither an answer nor an error.");
         var result = ToResult(response);
         if (result.Outcomes.Count > 0 && result.Outcomes.Any(o => o.Outcome is HookOutcome.Failed or HookOutcome.DeadLettered))
         {

@@ -637,7 +637,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
                 }
                 else
                 {
-                    Complete(outcome.Result!);
+                    Complete(outcome.Result ?? throw new InvalidOperationException("A unary raise ended with neither an answer nor an error."));
                 }
             }
             catch (Exception e)

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json;
+using static HookBroker.Client.Internal.StructWireTags;
 
 namespace HookBroker.Client.Internal;
 
@@ -17,21 +18,6 @@ namespace HookBroker.Client.Internal;
 /// </remarks>
 internal static class StructWireEncoder
 {
-    // google/protobuf/struct.proto as tags (field number << 3 | wire type): Struct { map<string, Value> fields = 1; },
-    // a map entry { string key = 1; Value value = 2; }, Value { oneof kind { NullValue null_value = 1; double number_value = 2;
-    // string string_value = 3; bool bool_value = 4; Struct struct_value = 5; ListValue list_value = 6; } },
-    // ListValue { repeated Value values = 1; }.
-    private const byte StructFieldsTag = (1 << 3) | 2;
-    private const byte EntryKeyTag = (1 << 3) | 2;
-    private const byte EntryValueTag = (2 << 3) | 2;
-    private const byte NullTag = (1 << 3) | 0;
-    private const byte NumberTag = (2 << 3) | 1;
-    private const byte StringTag = (3 << 3) | 2;
-    private const byte BoolTag = (4 << 3) | 0;
-    private const byte StructTag = (5 << 3) | 2;
-    private const byte ListTag = (6 << 3) | 2;
-    private const byte ListValuesTag = (1 << 3) | 2;
-
     private const long MaxSafeInteger = 9_007_199_254_740_992; // 2^53
 
     [ThreadStatic]

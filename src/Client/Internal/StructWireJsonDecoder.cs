@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Unicode;
 using Google.Protobuf.WellKnownTypes;
+using static HookBroker.Client.Internal.StructWireTags;
 
 namespace HookBroker.Client.Internal;
 
@@ -32,18 +33,6 @@ internal static class StructWireJsonDecoder
     /// messages (struct, map entry, value), and the parser refuses nesting past 100 messages.
     /// </summary>
     public const int MaxFastDepth = 30;
-
-    // google/protobuf/struct.proto as tags (field number << 3 | wire type): see StructWireEncoder.
-    private const byte StructFieldsTag = (1 << 3) | 2;
-    private const byte EntryKeyTag = (1 << 3) | 2;
-    private const byte EntryValueTag = (2 << 3) | 2;
-    private const byte NullTag = (1 << 3) | 0;
-    private const byte NumberTag = (2 << 3) | 1;
-    private const byte StringTag = (3 << 3) | 2;
-    private const byte BoolTag = (4 << 3) | 0;
-    private const byte StructTag = (5 << 3) | 2;
-    private const byte ListTag = (6 << 3) | 2;
-    private const byte ListValuesTag = (1 << 3) | 2;
 
     // Keys of one object compared pairwise up to this many, by sorted hashes above.
     private const int PairwiseKeyLimit = 16;
