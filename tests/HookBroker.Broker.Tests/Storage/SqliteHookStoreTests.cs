@@ -76,6 +76,62 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
         Assert.Equal(100, (await StatsAsync(store, "g1")).Backlog);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task The_write_ahead_log_starts_over_and_stays_small_while_writes_never_pause()
+    {
+        var path = Path.Combine(_root, "rewinds");
+        const int rewindFrames = 64;
+        // No checkpoint runs here but those the rewind asks for (no housekeeping, no change count reached).
+        var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = path, CheckpointEveryChanges = int.MaxValue, RewindLogFrames = rewindFrames });
+        _stores.Add(store);
+        await store.InitializeAsync(new GateListener(), T0, Ct);
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+
+        // Eight producers keep the writer busy; each event is about a page of the log (its payload on a page of its own).
+        var payload = new byte[3000];
+        const int producers = 8, eventsEach = 800;
+        var written = 0;
+        var wal = new FileInfo(Path.Combine(path, "hookbroker.db-wal"));
+        var largestWal = 0L;
+        await Task.WhenAll(Enumerable.Range(0, producers).Select(p => Task.Run(
+            async () =>
+            {
+                for (var i = 0; i < eventsEach; i++)
+                {
+                    await store.AppendAsync([Event($"e.{p}.{i}", "g1") with { Payload = payload }], T0, Ct);
+                    if (Interlocked.Increment(ref written) % 100 == 0)
+                    {
+                        wal.Refresh();
+                        InterlockedMax(ref largestWal, wal.Length);
+                    }
+                }
+            },
+            Ct)));
+
+        // Over 6,400 pages written (26 MB of log without the rewind): the log started over again and again. It grows
+        // past the threshold by what is committed while the background checkpoint runs (0.3-1.2 MB here, more on a
+        // slower disk), so the bound is a quarter of what was written.
+        Assert.True(store.LogRewinds >= 10, $"the log started over {store.LogRewinds} time(s)");
+        var bound = producers * eventsEach * 4120L / 4;
+        Assert.True(largestWal < bound, $"the write-ahead log reached {largestWal} bytes (bound {bound})");
+        Assert.Equal(producers * eventsEach, (await StatsAsync(store, "g1")).Backlog);
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var seen = Interlocked.Read(ref target);
+        while (value > seen)
+        {
+            var previous = Interlocked.CompareExchange(ref target, value, seen);
+            if (previous == seen)
+            {
+                return;
+            }
+
+            seen = previous;
+        }
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task Confirmed_writes_survive_a_crash_image_and_its_leases_come_back_due_at_once()
     {

@@ -64,6 +64,9 @@ public sealed class SqliteHookStore : IHookStore
     /// <summary>Checkpoints of the write-ahead log run so far (off the writer's path).</summary>
     internal long Checkpoints => _checkpointer?.Completed ?? 0;
 
+    /// <summary>Checkpoints the writer finished between two batches so that the write-ahead log started over.</summary>
+    internal long LogRewinds => _checkpointer?.Rewinds ?? 0;
+
     /// <summary>Operations waiting for the writer loop.</summary>
     internal int QueuedOperations => _queue.Reader.Count;
 
@@ -382,7 +385,7 @@ public sealed class SqliteHookStore : IHookStore
 
             writer.Commit();
             Interlocked.Increment(ref _commits);
-            _checkpointer!.OnCommitted(writer.TotalChanges);
+            _checkpointer!.OnCommitted(writer.TotalChanges, writer.PagesWritten);
             return null;
         }
         catch (Exception exception)
@@ -426,6 +429,11 @@ public sealed class SqliteHookStore : IHookStore
         catch (Exception exception)
         {
             SqliteStoreLog.TrimFailed(_logger, exception);
+        }
+
+        if (_checkpointer!.WriterFinishes)
+        {
+            _checkpointer.TryFinishOnWriter(writer.Connection, writer.PagesWritten);
         }
     }
 

@@ -25,6 +25,9 @@ internal static partial class SqliteStoreLog
     [LoggerMessage(EventId = 3009, Level = LogLevel.Debug, Message = "SQLite checkpoint: {Copied} of {Frames} write-ahead log frame(s) copied into the database")]
     public static partial void Checkpointed(ILogger logger, int frames, int copied);
 
+    [LoggerMessage(EventId = 3011, Level = LogLevel.Debug, Message = "SQLite write-ahead log of {Frames} frame(s) fully copied by the writer in {Milliseconds} ms; its next write starts the log over")]
+    public static partial void LogRewound(ILogger logger, int frames, double milliseconds);
+
     [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "SQLite checkpoint failed with code {Code} ({Error}); the log keeps its pages and the next checkpoint copies them")]
     public static partial void CheckpointFailed(ILogger logger, int code, string error);
 

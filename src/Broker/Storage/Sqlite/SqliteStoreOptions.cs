@@ -68,6 +68,12 @@ public sealed class SqliteStoreOptions
     /// </summary>
     internal int CheckpointEveryChanges { get; set; } = 100_000;
 
+    /// <summary>
+    /// Once the writer wrote this many pages to the write-ahead log since it last started over, it finishes a checkpoint
+    /// between two batches so that the log starts over (see <see cref="SqliteCheckpointer"/>). Default 4,096 (16 MiB).
+    /// </summary>
+    internal int RewindLogFrames { get; set; } = 4_096;
+
     /// <summary>The full path of the database file.</summary>
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataPath, FileName));
 
@@ -94,7 +100,7 @@ public sealed class SqliteStoreOptions
         }
 
         if (MaxRowsPerLease < 1 || MaxLeaseFloorLag < 1 || TrimEveryEvents < 1 || MaxTrimRows < 1 || LaggardDistance < 0 || ReservedIds < 0
-            || CheckpointEveryChanges < 1)
+            || CheckpointEveryChanges < 1 || RewindLogFrames < 1)
         {
             throw new ArgumentException("SqliteStoreOptions log limits must be positive.", nameof(MaxTrimRows));
         }

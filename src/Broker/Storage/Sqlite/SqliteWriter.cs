@@ -197,6 +197,22 @@ internal sealed class SqliteWriter : IDisposable
     /// </summary>
     public int TotalChanges => SQLitePCL.raw.sqlite3_total_changes(_db.Handle);
 
+    /// <summary>
+    /// Pages the writer's connection wrote to the write-ahead log since it opened (<c>SQLITE_DBSTATUS_CACHE_WRITE</c>),
+    /// wrapping past <see cref="int.MaxValue"/>: what the log's rewind paces itself by.
+    /// </summary>
+    public int PagesWritten
+    {
+        get
+        {
+            SQLitePCL.raw.sqlite3_db_status(_db.Handle, SQLitePCL.raw.SQLITE_DBSTATUS_CACHE_WRITE, out var current, out _, 0);
+            return current;
+        }
+    }
+
+    /// <summary>The writer's connection, for the checkpoint it finishes between two transactions.</summary>
+    public SqliteConnection Connection => _db;
+
     public void Commit()
     {
         var head = _nextEventId - 1;
