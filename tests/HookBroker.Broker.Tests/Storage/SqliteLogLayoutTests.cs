@@ -333,8 +333,7 @@ public sealed class SqliteLogLayoutTests : IAsyncDisposable
                     PRIMARY KEY(group_id, block)) WITHOUT ROWID;
                 INSERT INTO group_marks SELECT group_id, block, done, delivered FROM group_marks_v3;
                 DROP TABLE group_marks_v3;
-                PRAGMA user_version = 2;
-                """;
+                """ + KeysAsVersion3 + "PRAGMA user_version = 2;";
             await command.ExecuteNonQueryAsync(Ct);
         }
 
@@ -345,8 +344,46 @@ public sealed class SqliteLogLayoutTests : IAsyncDisposable
         Assert.Equal((ids[0], 2), (again.EventId, again.Attempt));
         Assert.Equal(SettleStatus.Confirmed, Assert.Single(await migrated.SettleAsync("g1", [Ack(again)], At(6), Ct)).Status);
         Assert.Equal(0, (await StatsAsync(migrated, "g1")).Backlog);
-        Assert.Equal(3L, await ScalarAsync(migrated, "PRAGMA user_version"));
+        Assert.Equal(4L, await ScalarAsync(migrated, "PRAGMA user_version"));
         Assert.Equal(0L, await ScalarAsync(migrated, "SELECT count(*) FROM sqlite_schema WHERE name = 'group_marks' AND sql LIKE '%WITHOUT ROWID%'"));
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_version_3_database_keeps_its_idempotency_keys_when_migrated()
+    {
+        // The SDK's form (32 lowercase hex digits) is stored as its 16 bytes; the same digits in upper case, or any other
+        // key, as text: three keys, three events, before and after the migration.
+        const string sdkKey = "0192f3a4b5c6d7e8f90123456789abcd";
+        var keys = new[] { sdkKey, sdkKey.ToUpperInvariant(), "order-42" };
+        var store = await OpenAsync("v3");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        var first = new List<long>();
+        foreach (var key in keys)
+        {
+            var stored = Assert.Single(await store.AppendAsync([Event("a", "g1", key: key)], At(1), Ct));
+            Assert.Equal(AppendStatus.Stored, stored.Status);
+            first.Add(stored.EventId);
+        }
+
+        Assert.Equal(1L, await ScalarAsync(store, "SELECT count(*) FROM idempotency WHERE typeof(key) = 'blob' AND length(key) = 16"));
+        Assert.Equal(first, await RepeatAsync(store, keys, At(2)));
+        await store.DisposeAsync();
+
+        var path = Path.Combine(_folders[store], "hookbroker.db");
+        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ConnectionString))
+        {
+            await connection.OpenAsync(Ct);
+            await using var command = connection.CreateCommand();
+            command.CommandText = KeysAsVersion3 + "PRAGMA user_version = 3;";
+            await command.ExecuteNonQueryAsync(Ct);
+        }
+
+        var migrated = await OpenAsync("v3", now: At(3));
+        Assert.Equal(4L, await ScalarAsync(migrated, "PRAGMA user_version"));
+        Assert.Equal(1L, await ScalarAsync(migrated, "SELECT count(*) FROM idempotency WHERE typeof(key) = 'blob' AND length(key) = 16"));
+        Assert.Equal(first, await RepeatAsync(migrated, keys, At(4)));
+        var fresh = Assert.Single(await migrated.AppendAsync([Event("a", "g1", key: "0192f3a4b5c6d7e8f90123456789abce")], At(4), Ct));
+        Assert.Equal(AppendStatus.Stored, fresh.Status);
     }
 
     [Fact(Timeout = 30_000)]
@@ -397,6 +434,31 @@ public sealed class SqliteLogLayoutTests : IAsyncDisposable
         INSERT INTO idempotency VALUES ('idem', 1, 'g1' || char(10) || 'g2', {At(600).UtcTicks});
         PRAGMA user_version = 1;
         """;
+
+    // Turns the idempotency table back into its version 3 form: key order, keys as text, an index by expiry.
+    private const string KeysAsVersion3 = """
+        ALTER TABLE idempotency RENAME TO idempotency_v4;
+        DROP INDEX idempotency_key;
+        CREATE TABLE idempotency(key TEXT PRIMARY KEY, event_id INTEGER NOT NULL, groups TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX idempotency_expiry ON idempotency(expires_at);
+        INSERT INTO idempotency SELECT CASE typeof(key) WHEN 'blob' THEN lower(hex(key)) ELSE key END, event_id, groups, expires_at FROM idempotency_v4;
+        DROP TABLE idempotency_v4;
+
+        """;
+
+    /// <summary>Raises each key again; returns the event ids the repeats were answered with (all duplicates).</summary>
+    private static async Task<List<long>> RepeatAsync(SqliteHookStore store, IEnumerable<string> keys, DateTimeOffset now)
+    {
+        var ids = new List<long>();
+        foreach (var key in keys)
+        {
+            var repeat = Assert.Single(await store.AppendAsync([Event("b", "g1", key: key)], now, Ct));
+            Assert.Equal(AppendStatus.Duplicate, repeat.Status);
+            ids.Add(repeat.EventId);
+        }
+
+        return ids;
+    }
 
     private async Task<SqliteHookStore> OpenAsync(string folder, IHookStoreListener? listener = null, SqliteStoreOptions? options = null, DateTimeOffset? now = null)
     {

@@ -7,10 +7,11 @@ namespace HookBroker.Broker.Storage.Sqlite;
 internal static class SqliteSchema
 {
     /// <summary>
-    /// Version 3: the event log with per-group floors (version 1 kept a row per event and per delivery; version 2 kept
-    /// the marks in a WITHOUT ROWID table).
+    /// Version 4: the event log with per-group floors, idempotency keys in claim order (version 1 kept a row per event
+    /// and per delivery; version 2 kept the marks in a WITHOUT ROWID table; version 3 kept the keys in key order with an
+    /// index by expiry).
     /// </summary>
-    public const int Version = 3;
+    public const int Version = 4;
 
     // Times are UTC ticks (INTEGER). Group ids are never reused (AUTOINCREMENT), so a group created later is never
     // named in the routes of an older event.
@@ -36,7 +37,7 @@ internal static class SqliteSchema
     // Self-contained (the event's fields copied), so the log can be deleted behind the floors. state: 0 = ready,
     // 1 = leased, 2 = delayed (due at sched); a lease first promotes the group's due delayed rows to ready.
     // dead_letters: self-contained too.
-    private const string CreateV3 = """
+    private const string CreateV4 = """
         CREATE TABLE meta(
             key TEXT PRIMARY KEY,
             value INTEGER NOT NULL) WITHOUT ROWID;
@@ -49,13 +50,22 @@ internal static class SqliteSchema
             created_at INTEGER NOT NULL,
             floor INTEGER NOT NULL);
 
+        """ + IdempotencyTable + LogTables + DeliveryTablesV2 + "PRAGMA user_version = 4;";
+
+    // idempotency: a row per claimed key, its row id the event it was claimed for, so rows are appended in claim order
+    // (the cheap end of a table b-tree) and expire in that order, with no index by expiry; the key has an index of its
+    // own. A key is stored as 16 bytes when it is 32 lowercase hex digits (SqliteIdempotencyKey), else as its text (the
+    // column has no affinity, so neither form is converted). Version 3 kept two index b-trees (the keys, and their
+    // expiry), which cost about a third more broker CPU per event than the rest of the raise did.
+    private const string IdempotencyTable = """
         CREATE TABLE idempotency(
-            key TEXT PRIMARY KEY,
-            event_id INTEGER NOT NULL,
+            event_id INTEGER PRIMARY KEY,
+            key BLOB NOT NULL,
             groups TEXT NOT NULL,
-            expires_at INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE INDEX idempotency_expiry ON idempotency(expires_at);
-        """ + LogTables + DeliveryTablesV2 + "PRAGMA user_version = 3;";
+            expires_at INTEGER NOT NULL);
+        CREATE UNIQUE INDEX idempotency_key ON idempotency(key);
+
+        """;
 
     private const string LogTables = """
         CREATE TABLE events(
@@ -139,6 +149,20 @@ internal static class SqliteSchema
         ALTER TABLE groups ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
         UPDATE groups SET floor = (SELECT value - 1 FROM meta WHERE key = 'next_event_id');
         PRAGMA user_version = 3;
+        """;
+
+    // Version 3 kept the keys WITHOUT ROWID in key order, with an index by expiry: the same entries, moved to the claim
+    // ordered table, SDK-form keys converted to their bytes.
+    private const string MigrateV3 = """
+        ALTER TABLE idempotency RENAME TO idempotency_v3;
+        DROP INDEX idempotency_expiry;
+
+        """ + IdempotencyTable + """
+        INSERT INTO idempotency(event_id, key, groups, expires_at)
+            SELECT event_id, CASE WHEN length(key) = 32 AND key NOT GLOB '*[^0-9a-f]*' THEN unhex(key) ELSE key END, groups, expires_at
+            FROM idempotency_v3 ORDER BY event_id;
+        DROP TABLE idempotency_v3;
+        PRAGMA user_version = 4;
         """;
 
     // Version 2 kept the marks WITHOUT ROWID (see the layout above): the same rows, moved to a rowid table.
@@ -249,9 +273,10 @@ internal static class SqliteSchema
             command.Transaction = transaction;
             command.CommandText = version switch
             {
-                0 => CreateV3,
-                1 => MigrateV1,
-                _ => MigrateV2,
+                0 => CreateV4,
+                1 => MigrateV1 + MigrateV3,
+                2 => MigrateV2 + MigrateV3,
+                _ => MigrateV3,
             };
             command.ExecuteNonQuery();
         }

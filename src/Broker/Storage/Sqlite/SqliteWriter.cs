@@ -97,12 +97,15 @@ internal sealed class SqliteWriter : IDisposable
 
         _findKey = new SqliteRawStatement(db, "SELECT event_id, groups, expires_at FROM idempotency WHERE key = ?1");
         // Claims a key for a new event unless a live entry holds it (no row changed: a duplicate). One statement, so a new
-        // key (the usual case) costs one b-tree descent, not a lookup and then an insert.
+        // key (the usual case) costs an append to the table and one descent of the key index, not a lookup and then an
+        // insert.
         _putKey = new SqliteRawStatement(
             db,
             "INSERT INTO idempotency(key, event_id, groups, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET event_id = excluded.event_id, groups = excluded.groups, expires_at = excluded.expires_at WHERE idempotency.expires_at <= ?5");
+        // Keys are kept in the order they were claimed (the event id is the row id) and every key of a broker has the
+        // same window, so they expire in that order: the oldest entries are looked at, and the expired among them go.
         _forgetKeys = Prepare(
-            "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency INDEXED BY idempotency_expiry WHERE expires_at <= $now ORDER BY expires_at LIMIT $n)",
+            "DELETE FROM idempotency WHERE event_id IN (SELECT event_id FROM (SELECT event_id, expires_at FROM idempotency ORDER BY event_id LIMIT $n) WHERE expires_at <= $now)",
             "$now", "$n");
 
         _insertEvent = new SqliteRawStatement(
@@ -1204,7 +1207,7 @@ internal sealed class SqliteWriter : IDisposable
     /// <summary>Stores <paramref name="key"/> for event <paramref name="id"/>; false when a live entry already holds it.</summary>
     private bool ClaimKey(string key, long id, string[] groups, long untilTicks, long nowTicks)
     {
-        _putKey.Bind(1, key);
+        SqliteIdempotencyKey.Bind(_putKey, 1, key);
         _putKey.Bind(2, id);
         _putKey.Bind(3, JoinLines(groups));
         _putKey.Bind(4, untilTicks);
@@ -1214,7 +1217,7 @@ internal sealed class SqliteWriter : IDisposable
 
     private AppendResult? FindLiveKey(string key, long nowTicks)
     {
-        _findKey.Bind(1, key);
+        SqliteIdempotencyKey.Bind(_findKey, 1, key);
         if (!_findKey.Read())
         {
             return null;
