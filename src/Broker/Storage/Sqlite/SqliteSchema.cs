@@ -54,9 +54,10 @@ internal static class SqliteSchema
 
     // idempotency: a row per claimed key, its row id the event it was claimed for, so rows are appended in claim order
     // (the cheap end of a table b-tree) and expire in that order, with no index by expiry; the key has an index of its
-    // own. A key is stored as 16 bytes when it is 32 lowercase hex digits (SqliteIdempotencyKey), else as its text (the
-    // column has no affinity, so neither form is converted). Version 3 kept two index b-trees (the keys, and their
-    // expiry), which cost about a third more broker CPU per event than the rest of the raise did.
+    // own. A key is stored as 16 bytes when it is 32 lowercase hex digits (SqliteIdempotencyKey), else as its text (a
+    // BLOB column stores values as given, so neither form is converted). Version 3 kept two index b-trees, the keys and
+    // their expiry: the claim cost about 2.5 µs of broker CPU per event (9.3-9.9 µs with it, 6.6-7.6 µs skipping it),
+    // this layout about a third less.
     private const string IdempotencyTable = """
         CREATE TABLE idempotency(
             event_id INTEGER PRIMARY KEY,
