@@ -76,7 +76,11 @@ public sealed class AdminOperations(
                 OrderingKey = letter.OrderingKey ?? string.Empty,
                 Source = letter.Source ?? string.Empty,
             };
-            wire.Headers.Add(payload.Headers);
+            foreach (var header in payload.Headers)
+            {
+                wire.Headers[header.Key] = header.Value;
+            }
+
             response.DeadLetters.Add(wire);
         }
 

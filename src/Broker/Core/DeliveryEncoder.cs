@@ -27,9 +27,9 @@ internal static class DeliveryEncoder
             OrderingKey = lease.OrderingKey ?? string.Empty,
             LeaseExpiresAt = Timestamp.FromDateTimeOffset(lease.LeaseUntil),
         };
-        if (payload.Headers.Count > 0)
+        foreach (var header in payload.Headers)
         {
-            delivery.Headers.Add(payload.Headers);
+            delivery.Headers.Add(new HeaderEntry { Key = header.Key, Value = header.Value });
         }
 
         return delivery;

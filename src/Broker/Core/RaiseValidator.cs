@@ -66,29 +66,30 @@ public sealed class RaiseValidator(IOptions<BrokerOptions> options)
                 $"args are nested {shape.Depth} levels deep; the limit is {_options.MaxArgsDepth} (HookBroker:MaxArgsDepth)");
         }
 
-        CheckHeaders(request.Headers);
+        var headers = RaiseHeaders.LastValueWins(request.Headers);
+        CheckHeaders(headers);
         var idempotencyKey = CheckKey(request.IdempotencyKey, "idempotency_key");
         var orderingKey = CheckKey(request.OrderingKey, "ordering_key");
         var source = CheckKey(request.Source, "source");
         var wait = CheckWait(request.WaitTimeout, timeLeft);
 
         var payload = new StoredPayload { Args = args };
-        if (request.Headers.Count > 0)
+        foreach (var header in headers)
         {
-            payload.Headers.Add(request.Headers);
+            payload.Headers.Add(new StoredHeader { Key = header.Key, Value = header.Value });
         }
 
         return new ValidRaise(request.Event, payload.ToByteArray(), orderingKey, idempotencyKey, source, wait);
     }
 
-    private static void CheckHeaders(Google.Protobuf.Collections.MapField<string, string> headers)
+    private static void CheckHeaders(IReadOnlyList<HeaderEntry> headers)
     {
         if (headers.Count > MaxHeaders)
         {
             throw BrokerException.Invalid($"headers has {headers.Count} entries; at most {MaxHeaders}");
         }
 
-        foreach (var (key, value) in headers)
+        foreach (var (key, value) in headers.Select(h => (h.Key, h.Value)))
         {
             if (key.Length is 0 or > MaxHeaderKeyLength)
             {

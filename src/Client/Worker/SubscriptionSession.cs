@@ -2,6 +2,7 @@ using System.Collections.ObjectModel;
 using System.Text.Json;
 using System.Threading.Channels;
 using Google.Protobuf;
+using Google.Protobuf.Collections;
 using Grpc.Core;
 using HookBroker.Protocol.V1;
 using HookBroker.Wire;
@@ -322,7 +323,7 @@ internal sealed class SubscriptionSession : IDisposable
                     delivery.Event,
                     delivery.EventId,
                     delivery.Attempt,
-                    delivery.Headers.Count == 0 ? NoHeaders : new Dictionary<string, string>(delivery.Headers, StringComparer.Ordinal),
+                    delivery.Headers.Count == 0 ? NoHeaders : ToDictionary(delivery.Headers),
                     NullIfEmpty(delivery.Source),
                     NullIfEmpty(delivery.OrderingKey),
                     delivery.RaisedAt?.ToDateTimeOffset());
@@ -417,6 +418,18 @@ internal sealed class SubscriptionSession : IDisposable
     }
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
+
+    /// <summary>A delivery's headers as the public map reads them: a key sent twice keeps its last value.</summary>
+    private static Dictionary<string, string> ToDictionary(RepeatedField<HeaderEntry> headers)
+    {
+        var dictionary = new Dictionary<string, string>(headers.Count, StringComparer.Ordinal);
+        foreach (var header in headers)
+        {
+            dictionary[header.Key] = header.Value;
+        }
+
+        return dictionary;
+    }
 
     private static string Truncate(string text) => text.Length <= 4096 ? text : text[..4096];
 

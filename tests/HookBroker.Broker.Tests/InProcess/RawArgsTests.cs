@@ -146,6 +146,25 @@ public sealed class RawArgsTests : IAsyncLifetime
         await call.RequestStream.CompleteAsync();
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task A_header_key_sent_again_and_again_keeps_its_last_value_and_counts_once_as_in_the_public_map()
+    {
+        // The broker reads headers as the map's wire entries; a map keeps a repeated key once, with its last value.
+        // 65 entries of one key are one header (the limit is 64), as a client generated from the public proto reads them.
+        await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"]);
+        var request = new RawRaiseRequest { Event = "user_created" };
+        request.Headers.Add(new HeaderEntry { Key = "b", Value = "first" });
+        request.Headers.Add(Enumerable.Range(0, 65).Select(i => new HeaderEntry { Key = "a", Value = $"v{i}" }));
+        request.Headers.Add(new HeaderEntry { Key = "c", Value = "last" });
+        var asPublicMap = RaiseRequest.Parser.ParseFrom(request.ToByteArray()).Headers;
+
+        await _channel.CreateCallInvoker().AsyncUnaryCall(RawRaise, null, new CallOptions(cancellationToken: TestContext.Current.CancellationToken), request);
+        var delivery = await worker.NextAsync();
+
+        Assert.Equal([("b", "first"), ("a", "v64"), ("c", "last")], delivery.Headers.Select(h => (h.Key, h.Value)));
+        Assert.Equal(asPublicMap.Select(h => (h.Key, h.Value)), delivery.Headers.Select(h => (h.Key, h.Value)));
+    }
+
     private async Task<RaiseResponse> RaiseRawAsync(byte[] args) =>
         await _channel.CreateCallInvoker().AsyncUnaryCall(
             RawRaise,

@@ -27,13 +27,13 @@ public sealed class StoredPayloadTests
         var payload = StoredPayload.Parser.ParseFrom(LegacyPayload(Args, Headers));
 
         Assert.Equal(Args, Struct.Parser.ParseFrom(payload.Args));
-        Assert.Equal(Headers, new Dictionary<string, string>(payload.Headers));
+        Assert.Equal(Headers, payload.Headers.ToDictionary(h => h.Key, h => h.Value));
     }
 
     [Fact]
     public void A_payload_stored_now_is_the_bytes_an_earlier_broker_wrote_and_reads_back()
     {
-        var payload = new StoredPayload { Args = Args.ToByteString(), Headers = { Headers } };
+        var payload = new StoredPayload { Args = Args.ToByteString(), Headers = { Headers.Select(h => new StoredHeader { Key = h.Key, Value = h.Value }) } };
 
         var bytes = payload.ToByteArray();
 
