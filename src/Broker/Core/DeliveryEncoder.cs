@@ -27,9 +27,10 @@ internal static class DeliveryEncoder
             OrderingKey = lease.OrderingKey ?? string.Empty,
             LeaseExpiresAt = Timestamp.FromDateTimeOffset(lease.LeaseUntil),
         };
-        foreach (var header in payload.Headers)
+        // An indexed loop: RepeatedField's enumerator is an allocated iterator, also when it is empty.
+        for (var i = 0; i < payload.Headers.Count; i++)
         {
-            delivery.Headers.Add(new HeaderEntry { Key = header.Key, Value = header.Value });
+            delivery.Headers.Add(new HeaderEntry { Key = payload.Headers[i].Key, Value = payload.Headers[i].Value });
         }
 
         return delivery;
