@@ -84,7 +84,7 @@ public sealed class SqliteHookStoreModelTests : IAsyncDisposable
         public async Task InitializeAsync()
         {
             await _model.InitializeAsync(new NullListener(), _now, Ct);
-            _store = await owner.OpenSqliteAsync("db", _now, Options());
+            _store = await owner.OpenSqliteAsync("db", _now, Options(seed));
             foreach (var group in new[] { "g1", "g2" })
             {
                 await BothAsync(s => s.AddGroupPatternsAsync(group, [">"], _now, Ct).AsTask());
@@ -303,7 +303,7 @@ public sealed class SqliteHookStoreModelTests : IAsyncDisposable
             // releasing them without an error and without a limit on attempts.
             owner._stores.Remove(_store);
             await _store.DisposeAsync();
-            _store = await owner.OpenSqliteAsync("db", _now, Options());
+            _store = await owner.OpenSqliteAsync("db", _now, Options(seed));
             foreach (var (group, issued) in _issued)
             {
                 if (issued.Count > 0)
@@ -355,8 +355,12 @@ public sealed class SqliteHookStoreModelTests : IAsyncDisposable
 
         private string Pick(List<string> items) => items[_random.Next(items.Count)];
 
-        private static SqliteStoreOptions Options() => new()
+        private static SqliteStoreOptions Options(int seed) => new()
         {
+            // Even seeds keep only a few of the newest events in memory, so leases read the log from the database, from
+            // memory, and across the bound between the two; odd seeds read fresh events from memory.
+            LogTailEvents = seed % 2 == 0 ? 6 : 32_768,
+
             // Small steps, so trimming and moving long leases to rows happen in a short run. (A lease stopping early
             // after passing over many events is a difference by design: it has its own test.)
             MaxLeaseFloorLag = 40,

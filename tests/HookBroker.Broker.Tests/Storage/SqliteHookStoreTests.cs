@@ -225,6 +225,73 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Leases_take_the_newest_events_from_memory_as_stored_and_older_ones_from_the_database()
+    {
+        // Four events kept in memory: of twelve, the oldest eight are read back from the database.
+        var store = await OpenAsync("db", logTailEvents: 4);
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        await store.AddGroupPatternsAsync("g2", [">"], T0, Ct);
+        var sent = Enumerable.Range(0, 12).Select(i => new NewEvent(
+            $"e.{i}",
+            new byte[] { (byte)i, (byte)(i * 7), 0xFF },
+            i % 3 == 0 ? $"k{i}" : null,
+            null,
+            At(600),
+            i % 2 == 0 ? "web" : null,
+            At(i),
+            // Routed to both groups, with a retention of its own in g2 for odd events; to g1 alone for every fourth.
+            i % 4 == 3
+                ? [new RoutedGroup("g1", At(1000 + i), long.MaxValue)]
+                : [new RoutedGroup("g1", At(1000 + i), long.MaxValue), new RoutedGroup("g2", At(i % 2 == 1 ? 5000 + i : 1000 + i), long.MaxValue)]))
+            .ToList();
+        var ids = new List<long>();
+        foreach (var e in sent)
+        {
+            ids.Add(Assert.Single(await store.AppendAsync([e], At(12), Ct)).EventId);
+        }
+
+        // From the database: the oldest events, past what memory keeps (a lease reads a chunk ahead: all twelve).
+        var readsBefore = store.LogReadsFromTail;
+        var old = (await LeaseAsync(store, "g1", max: 8, At(20))).Deliveries;
+        var g2Old = (await LeaseAsync(store, "g2", max: 7, At(20))).Deliveries;
+        Assert.Equal(readsBefore, store.LogReadsFromTail);
+
+        // Each group's scan is now past the oldest event memory keeps: the rest come from memory, g2's without the
+        // event routed to g1 alone.
+        var rest = (await LeaseAsync(store, "g1", max: 20, At(20))).Deliveries;
+        Assert.Equal(readsBefore + 1, store.LogReadsFromTail);
+        Assert.Equal(3, store.LogTailCount); // g2 has yet to scan the events after its 9th
+        var g2Rest = (await LeaseAsync(store, "g2", max: 20, At(20))).Deliveries;
+        Assert.Equal(readsBefore + 2, store.LogReadsFromTail);
+        Assert.Equal(0, store.LogTailCount); // every group scanned everything: let go at that commit
+
+        AssertAsSent(old.Concat(rest).ToList(), Enumerable.Range(0, 12));
+        AssertAsSent(g2Old.Concat(g2Rest).ToList(), Enumerable.Range(0, 12).Where(i => i % 4 != 3));
+        Assert.Equal(4, rest.Count);
+        Assert.Equal(2, g2Rest.Count);
+
+        // An event appended now is read from memory, as sent.
+        await store.SettleAsync("g1", [.. old.Concat(rest).Select(Ack)], At(21), Ct);
+        var fresh = Assert.Single(await store.AppendAsync([sent[0] with { Label = "fresh" }], At(22), Ct)).EventId;
+        var readsAtFresh = store.LogReadsFromTail;
+        var leased = Assert.Single((await LeaseAsync(store, "g1", max: 5, At(23))).Deliveries);
+        Assert.Equal<(long, string)>((fresh, "fresh"), (leased.EventId, leased.Label));
+        Assert.Equal(sent[0].Payload.ToArray(), leased.Payload.ToArray());
+        Assert.True(store.LogReadsFromTail > readsAtFresh);
+
+        void AssertAsSent(IReadOnlyList<LeasedEvent> leases, IEnumerable<int> expected)
+        {
+            Assert.Equal(expected.Select(i => ids[i]), leases.Select(l => l.EventId));
+            foreach (var lease in leases)
+            {
+                var e = sent[ids.IndexOf(lease.EventId)];
+                Assert.Equal((e.Label, e.OrderingKey, e.Source, e.RaisedAt), (lease.Label, lease.OrderingKey, lease.Source, lease.RaisedAt));
+                Assert.Equal(e.Payload.ToArray(), lease.Payload.ToArray());
+            }
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Dispose_flushes_queued_operations_and_later_calls_throw()
     {
         var store = await OpenAsync("db");
@@ -269,9 +336,10 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
         Assert.False(Directory.Exists(Path.Combine(_root, "db")));
     }
 
-    private async Task<SqliteHookStore> OpenAsync(string folder, IHookStoreListener? listener = null, Durability durability = Durability.Normal, DateTimeOffset? now = null)
+    private async Task<SqliteHookStore> OpenAsync(
+        string folder, IHookStoreListener? listener = null, Durability durability = Durability.Normal, DateTimeOffset? now = null, int logTailEvents = 32_768)
     {
-        var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = Path.Combine(_root, folder), Durability = durability });
+        var store = new SqliteHookStore(new SqliteStoreOptions { DataPath = Path.Combine(_root, folder), Durability = durability, LogTailEvents = logTailEvents });
         _stores.Add(store);
         await store.InitializeAsync(listener ?? new GateListener(), now ?? T0, Ct);
         return store;

@@ -13,7 +13,7 @@ internal sealed record SqliteCandidate(
     long EventId,
     int Attempt,
     string Label,
-    byte[] Payload,
+    ReadOnlyMemory<byte> Payload,
     string? OrderingKey,
     string? Source,
     long RaisedAt,

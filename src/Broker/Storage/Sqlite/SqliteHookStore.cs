@@ -67,6 +67,12 @@ public sealed class SqliteHookStore : IHookStore
     /// <summary>Checkpoints the writer finished between two batches so that the write-ahead log started over.</summary>
     internal long LogRewinds => _checkpointer?.Rewinds ?? 0;
 
+    /// <summary>Reads of the log by leases that the newest events kept in memory served instead of the database.</summary>
+    internal long LogReadsFromTail => _writer?.LogReadsFromTail ?? 0;
+
+    /// <summary>Events of the log kept in memory for leases now (read between operations).</summary>
+    internal int LogTailCount => _writer?.LogTailCount ?? 0;
+
     /// <summary>Operations waiting for the writer loop.</summary>
     internal int QueuedOperations => _queue.Reader.Count;
 

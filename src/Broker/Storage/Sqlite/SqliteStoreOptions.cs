@@ -84,6 +84,15 @@ public sealed class SqliteStoreOptions
     /// </summary>
     internal int RewindLogFrames { get; set; } = 4_096;
 
+    /// <summary>
+    /// Leases read the newest events from memory (<see cref="SqliteLogTail"/>) until every group has scanned them: at
+    /// most this many events are kept there. Default 8,192; 0 reads every event back from the log.
+    /// </summary>
+    internal int LogTailEvents { get; set; } = 8_192;
+
+    /// <summary>At most this many bytes of payload are kept in <see cref="SqliteLogTail"/>. Default 4 MiB.</summary>
+    internal long LogTailBytes { get; set; } = 4 << 20;
+
     /// <summary>The full path of the database file.</summary>
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataPath, FileName));
 
@@ -110,7 +119,7 @@ public sealed class SqliteStoreOptions
         }
 
         if (MaxRowsPerLease < 1 || MaxLeaseFloorLag < 1 || TrimEveryEvents < 1 || MaxTrimRows < 1 || LaggardDistance < 0 || ReservedIds < 0
-            || CheckpointEveryChanges < 1 || RewindLogFrames < 1)
+            || CheckpointEveryChanges < 1 || RewindLogFrames < 1 || LogTailEvents < 0 || LogTailBytes < 0)
         {
             throw new ArgumentException("SqliteStoreOptions log limits must be positive.", nameof(MaxTrimRows));
         }

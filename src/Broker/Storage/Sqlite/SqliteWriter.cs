@@ -10,10 +10,11 @@ namespace HookBroker.Broker.Storage.Sqlite;
 /// </summary>
 /// <remarks>
 /// <para>The common path of an event costs one row: appended to the log (whatever its fan-out), leased by reading the
-/// log from the group's scan position (the lease lives in memory; a delivered mark makes a restart count the attempt),
-/// acked by a done mark in the group's block of 4,096 ids. A batch writes each block it changed once; the floor is
-/// written when it enters another block. Anything else gives the delivery a row of its own in <c>deliveries</c> (see
-/// <see cref="SqliteSchema"/>), handled there as version 1 handled every delivery.</para>
+/// log from the group's scan position (its newest events from memory, see <see cref="SqliteLogTail"/>; the lease lives
+/// in memory; a delivered mark makes a restart count the attempt), acked by a done mark in the group's block of 4,096
+/// ids. A batch writes each block it changed once; the floor is written when it enters another block. Anything else
+/// gives the delivery a row of its own in <c>deliveries</c> (see <see cref="SqliteSchema"/>), handled there as version 1
+/// handled every delivery.</para>
 /// </remarks>
 internal sealed class SqliteWriter : IDisposable
 {
@@ -30,6 +31,7 @@ internal sealed class SqliteWriter : IDisposable
     private readonly List<SqliteLeaseChange> _leaseChanges = [];
     private readonly List<SqliteGroupState> _touched = [];
     private readonly SqliteLogTrimmer _trimmer;
+    private readonly SqliteLogTail _tail;
 
     private long _nextEventId;
     private long _nextLeaseNo;
@@ -162,6 +164,7 @@ internal sealed class SqliteWriter : IDisposable
         _deleteDeadLetter = Prepare("DELETE FROM dead_letters WHERE group_id = $g AND event_id = $e", "$g", "$e");
 
         _trimmer = new SqliteLogTrimmer(db, options.MaxTrimRows, options.LaggardDistance);
+        _tail = new SqliteLogTail(options.LogTailEvents, options.LogTailBytes);
     }
 
     /// <summary>Groups whose workers may have new deliveries after this batch.</summary>
@@ -175,6 +178,12 @@ internal sealed class SqliteWriter : IDisposable
 
     /// <summary>Leases the previous process left, returned to pending at open.</summary>
     public int RecoveredLeases { get; private set; }
+
+    /// <summary>Reads of the log that the newest events kept in memory served (<see cref="SqliteLogTail"/>).</summary>
+    public long LogReadsFromTail => _tail.Reads;
+
+    /// <summary>Events of the log kept in memory now.</summary>
+    public int LogTailCount => _tail.Count;
 
     /// <summary>Opens: rebuilds the state from storage, the previous process's leases returned to pending at <paramref name="now"/>.</summary>
     public void Open(DateTimeOffset now)
@@ -229,6 +238,7 @@ internal sealed class SqliteWriter : IDisposable
         }
 
         _touched.Clear();
+        ReleaseTail(head);
 
         // The stored counters are bounds reserved ahead (every id handed out is below them), so most commits skip
         // writing them; a restart continues from the bound, past the ids a crash left unused.
@@ -255,6 +265,8 @@ internal sealed class SqliteWriter : IDisposable
     /// </summary>
     public void Recover()
     {
+        // The rolled-back transaction's events are gone from the log: forget them before anything else.
+        _tail.Invalidate();
         AvailableGroups.Clear();
         Outcomes.Clear();
         ClearTouched();
@@ -477,6 +489,7 @@ internal sealed class SqliteWriter : IDisposable
                 }
 
                 var retainUntil = _routeScratch[0].RetainUntil;
+                var retainOverrides = _routeScratch.Count == 1 ? null : SqliteRoutes.FormatOverrides(_routeScratch);
                 _insertEvent.Bind(1, id);
                 _insertEvent.BindText(2, _labels.Utf8(item.Label));
                 _insertEvent.Bind(3, item.Payload.Span);
@@ -485,8 +498,9 @@ internal sealed class SqliteWriter : IDisposable
                 _insertEvent.Bind(6, item.RaisedAt.UtcTicks);
                 _insertEvent.Bind(7, lastRoutes);
                 _insertEvent.Bind(8, retainUntil);
-                _insertEvent.Bind(9, _routeScratch.Count == 1 ? null : SqliteRoutes.FormatOverrides(_routeScratch));
+                _insertEvent.Bind(9, retainOverrides);
                 _insertEvent.Execute();
+                _tail.Add(new SqliteTailEvent(id, item.Label, item.Payload, item.OrderingKey, item.Source, item.RaisedAt.UtcTicks, lastRoutes, retainUntil, retainOverrides));
                 for (var g = 0; g < _routeScratch.Count; g++)
                 {
                     var (group, groupRetain) = _routeScratch[g];
@@ -795,6 +809,11 @@ internal sealed class SqliteWriter : IDisposable
     /// <summary>Reads up to <paramref name="chunk"/> of the group's log events after <paramref name="after"/>; returns how many.</summary>
     private int ReadLog(Queue<SqliteCandidate> target, SqliteGroupState group, long after, int chunk, ref long lastId)
     {
+        if (_tail.Covers(after))
+        {
+            return _tail.Read(target, group, after, chunk, ref lastId);
+        }
+
         _scanLog.Bind(1, after);
         _scanLog.Bind(2, group.Token);
         _scanLog.Bind(3, chunk);
@@ -1138,11 +1157,27 @@ internal sealed class SqliteWriter : IDisposable
         }
 
         _nextEventId = _savedEventId = state.NextEventId;
+        _tail.Restart(_nextEventId - 1);
         _savedLeaseNo = state.NextLeaseNo;
         _nextLeaseNo = Math.Max(_nextLeaseNo, state.NextLeaseNo);
         RecoveredLeases = state.RecoveredLeases;
         _trimmer.Reset();
         _trimRequested = true;
+    }
+
+    /// <summary>Lets the log's tail in memory go of the events every group has scanned (or has no events to scan).</summary>
+    private void ReleaseTail(long head)
+    {
+        var needed = head;
+        foreach (var group in _groupsById.Values)
+        {
+            if (group.Unscanned > 0 && group.Scanned < needed)
+            {
+                needed = group.Scanned;
+            }
+        }
+
+        _tail.Release(needed);
     }
 
     /// <summary>Marks a group for <see cref="SaveGroup"/> at commit (its floor or marks may have changed).</summary>
