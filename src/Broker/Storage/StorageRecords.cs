@@ -11,10 +11,7 @@ public sealed record RoutedGroup(string Group, DateTimeOffset RetainUntil, long 
 
 /// <summary>An event to append.</summary>
 /// <param name="Label">The validated label.</param>
-/// <param name="Payload">
-/// Args and headers, serialized; opaque to engines. Handed over with the append: an engine may keep the bytes (the
-/// SQLite engine serves fresh events to leases from memory), so the caller never changes them afterwards.
-/// </param>
+/// <param name="Payload">Args and headers, serialized; opaque to engines.</param>
 /// <param name="OrderingKey">Null or the ordering key.</param>
 /// <param name="IdempotencyKey">Null or the idempotency key.</param>
 /// <param name="IdempotencyUntil">When the key is forgotten (ignored without a key).</param>

@@ -1277,8 +1277,14 @@ public abstract class HookStoreContractTests : IAsyncDisposable
         new Random(42).NextBytes(big);
         byte[][] payloads = [[], [0], [0, 0, 0], [0xFF, 0xFE, 0x00, 0x80], "{\"username\":\"ann\"}"u8.ToArray(), big];
 
-        // Handed over with the append (NewEvent.Payload): the engine may keep these very bytes.
-        var results = await store.AppendAsync([.. payloads.Select(p => Event("x", ["g1"], payload: p.ToArray()))], At(0), Ct);
+        var buffer = payloads.Select(p => p.ToArray()).ToArray();
+        var results = await store.AppendAsync([.. buffer.Select(p => Event("x", ["g1"], payload: p))], At(0), Ct);
+
+        // The caller may reuse its buffers once the append returned.
+        foreach (var b in buffer)
+        {
+            Array.Clear(b);
+        }
 
         var leased = (await LeaseAsync(store, "g1", max: 100)).Deliveries;
         Assert.Equal(results.Select(r => r.EventId), leased.Select(d => d.EventId));

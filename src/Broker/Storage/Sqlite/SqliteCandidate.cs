@@ -13,7 +13,7 @@ internal sealed record SqliteCandidate(
     long EventId,
     int Attempt,
     string Label,
-    ReadOnlyMemory<byte> Payload,
+    byte[] Payload,
     string? OrderingKey,
     string? Source,
     long RaisedAt,

@@ -90,7 +90,9 @@ public sealed class SqliteStoreOptions
     /// </summary>
     internal int LogTailEvents { get; set; } = 8_192;
 
-    /// <summary>At most this many bytes of payload are kept in <see cref="SqliteLogTail"/>. Default 4 MiB.</summary>
+    /// <summary>
+    /// At most this many bytes of payload are kept in <see cref="SqliteLogTail"/>, in blocks of 64 KiB. Default 4 MiB.
+    /// </summary>
     internal long LogTailBytes { get; set; } = 4 << 20;
 
     /// <summary>The full path of the database file.</summary>
