@@ -15,13 +15,8 @@ public sealed class SqliteLogTailTests
     public void Payloads_come_back_exactly_while_blocks_are_recycled_and_the_oldest_events_go_first()
     {
         // Three blocks of 64 KiB: payloads of 20,000 bytes fit three to a block, so at most nine are kept.
-        var tail = new SqliteLogTail(capacity: 1000, maxBytes: 3 * SqliteLogTail.BlockSize);
-        tail.Restart(0);
-        for (long id = 1; id <= 100; id++)
-        {
-            tail.Add(id, "e", Payload(id, 20_000), null, null, id, ",1,", 0, null);
-            Assert.InRange(tail.Count, Math.Min(id, 6), 9); // a new block lets go of the oldest block's three events only
-        }
+        var tail = Filled(capacity: 1000, blocks: 3, events: 100, size: 20_000, (id, count) =>
+            Assert.InRange(count, Math.Min(id, 6), 9)); // a new block lets go of the oldest block's three events only
 
         // The kept events are the newest; everything after the oldest of them is covered, nothing before.
         var oldestKept = 100 - tail.Count + 1;
@@ -67,12 +62,7 @@ public sealed class SqliteLogTailTests
     [Fact(Timeout = 10_000)]
     public void Events_every_group_scanned_are_let_go_and_a_payload_too_large_to_keep_ends_the_coverage_before_it()
     {
-        var tail = new SqliteLogTail(capacity: 100, maxBytes: 4 * SqliteLogTail.BlockSize);
-        tail.Restart(0);
-        for (long id = 1; id <= 10; id++)
-        {
-            tail.Add(id, "e", Payload(id, 100), null, null, id, ",1,", 0, null);
-        }
+        var tail = Filled(capacity: 100, blocks: 4, events: 10, size: 100);
 
         tail.Release(6);
         Assert.Equal(4, tail.Count);
@@ -95,6 +85,21 @@ public sealed class SqliteLogTailTests
         Assert.False(tail.Covers(12));
         tail.Add(13, "e", Payload(13, 100), null, null, 13, ",1,", 0, null);
         Assert.Equal(0, tail.Count);
+    }
+
+    /// <summary>A tail of <paramref name="blocks"/> blocks holding events 1 to <paramref name="events"/> of g1, each
+    /// with a payload of <paramref name="size"/> bytes; <paramref name="added"/> sees the count after each.</summary>
+    private static SqliteLogTail Filled(int capacity, int blocks, int events, int size, Action<long, int>? added = null)
+    {
+        var tail = new SqliteLogTail(capacity, blocks * SqliteLogTail.BlockSize);
+        tail.Restart(0);
+        for (long id = 1; id <= events; id++)
+        {
+            tail.Add(id, "e", Payload(id, size), null, null, id, ",1,", 0, null);
+            added?.Invoke(id, tail.Count);
+        }
+
+        return tail;
     }
 
     private static byte[] Payload(long id, int length)

@@ -32,18 +32,23 @@ internal sealed class SqliteLabelCache
     }
 
     /// <summary>The UTF-8 bytes of <paramref name="label"/>.</summary>
-    public byte[] Utf8(string label)
+    public byte[] Utf8(string label) => Utf8(label, out _);
+
+    /// <summary>The UTF-8 bytes of <paramref name="label"/>, and the equal string the cache keeps (<paramref name="kept"/>).</summary>
+    public byte[] Utf8(string label, out string kept)
     {
         for (var i = 0; i < _count; i++)
         {
             if (ReferenceEquals(label, _labels[i]) || string.Equals(label, _labels[i], StringComparison.Ordinal))
             {
+                kept = _labels[i];
                 return _utf8[i];
             }
         }
 
         var utf8 = Encoding.UTF8.GetBytes(label);
         Add(label, utf8);
+        kept = label;
         return utf8;
     }
 

@@ -491,8 +491,8 @@ internal sealed class SqliteWriter : IDisposable
                 var retainUntil = _routeScratch[0].RetainUntil;
                 var retainOverrides = _routeScratch.Count == 1 ? null : SqliteRoutes.FormatOverrides(_routeScratch);
                 _insertEvent.Bind(1, id);
-                var labelUtf8 = _labels.Utf8(item.Label);
-                _insertEvent.BindText(2, labelUtf8);
+                // The label string the cache keeps: what the tail holds lives as long as the cache does.
+                _insertEvent.BindText(2, _labels.Utf8(item.Label, out var label));
                 _insertEvent.Bind(3, item.Payload.Span);
                 _insertEvent.Bind(4, item.OrderingKey);
                 _insertEvent.Bind(5, item.Source);
@@ -501,7 +501,7 @@ internal sealed class SqliteWriter : IDisposable
                 _insertEvent.Bind(8, retainUntil);
                 _insertEvent.Bind(9, retainOverrides);
                 _insertEvent.Execute();
-                _tail.Add(id, _labels.Label(labelUtf8), item.Payload.Span, item.OrderingKey, item.Source, item.RaisedAt.UtcTicks, lastRoutes, retainUntil, retainOverrides);
+                _tail.Add(id, label, item.Payload.Span, item.OrderingKey, item.Source, item.RaisedAt.UtcTicks, lastRoutes, retainUntil, retainOverrides);
                 for (var g = 0; g < _routeScratch.Count; g++)
                 {
                     var (group, groupRetain) = _routeScratch[g];
