@@ -1,3 +1,4 @@
+using HookBroker.Broker.Core;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
@@ -36,7 +37,15 @@ public sealed class HeartbeatTests : IAsyncLifetime
 
         for (var round = 1; round <= 2; round++)
         {
-            _broker.Time.Advance(Interval);
+            // One check period at a time, as a real clock passes. Advanced by the whole interval at once, the fake clock
+            // fires the broker's check several times back to back, and a stream whose writer had not yet recorded the
+            // heartbeat it was sending could look silent to the next firing and get a second one (seen once in CI).
+            var check = SubscriptionManager.HeartbeatCheckPeriod(Interval);
+            for (var passed = TimeSpan.Zero; passed < Interval; passed += check)
+            {
+                _broker.Time.Advance(check);
+            }
+
             foreach (var worker in workers)
             {
                 var heartbeat = await worker.NextHeartbeatAsync();
