@@ -16,6 +16,12 @@ public sealed class BatchingTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// More raises than a client holds unanswered (4 stream messages of 256 raises, and 16,384 queued): the last 2,592 of
+    /// them wait for room in the queue.
+    /// </summary>
+    private const int BeyondTheQueue = 20_000;
+
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact(Timeout = 120_000)]
@@ -180,6 +186,89 @@ public sealed class BatchingTests
         Assert.All(after, r => Assert.Equal(1, r.RoutedGroups));
         Assert.Equal(1, proxy.StreamCalls);
         Assert.Equal(0, proxy.UnaryRaises);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Raises_beyond_the_queue_are_sent_as_room_frees_and_each_gets_its_own_event()
+    {
+        await using var broker = await StartBrokerAsync();
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
+        await using var proxy = await CountingProxy.StartAsync(broker, Token);
+        await using var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address, AttemptTimeout = TimeSpan.FromSeconds(60) });
+        await client.ExecuteEventAsync("order_placed", new { n = -1 }, cancellationToken: Token); // opens the stream
+
+        proxy.HoldAnswers();
+        var raising = Task.WhenAll(Enumerable.Range(0, BeyondTheQueue)
+            .Select(n => client.ExecuteEventAsync("order_placed", new { n }, cancellationToken: Token).AsTask()));
+        await Poll.UntilAsync(() => proxy.StreamMessages >= 2, TimeSpan.FromSeconds(30), "RaiseStream messages", Token);
+        proxy.ReleaseAnswers();
+        var results = await raising.WaitAsync(TimeSpan.FromSeconds(60), Token);
+
+        Assert.Equal(BeyondTheQueue, results.Select(r => r.EventId).Distinct().Count());
+        Assert.All(results, r => Assert.False(r.Duplicate));
+        Assert.Equal(BeyondTheQueue + 1, proxy.StreamItems);
+        Assert.Equal((ulong)BeyondTheQueue + 1, (await StatsAsync(broker)).RaisedEvents);
+        broker.AssertNoErrorsLogged();
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Raises_beyond_the_queue_wait_for_room_and_still_end_at_their_timeout_or_their_token()
+    {
+        await using var broker = await StartBrokerAsync();
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
+        await using var proxy = await CountingProxy.StartAsync(broker, Token);
+        var options = new HookBrokerClientOptions { Address = proxy.Address, AttemptTimeout = TimeSpan.FromSeconds(3) };
+        options.Retry.MaxRetryAttempts = 0;
+        options.CircuitBreaker.Enabled = false;
+        await using var client = new HookBrokerClient(options);
+        await client.ExecuteEventAsync("order_placed", new { n = -1 }, cancellationToken: Token); // opens the stream
+
+        // Unanswered, the stream takes 4 messages of 256 raises and the queue 16,384 more: the rest wait for room.
+        proxy.HoldAnswers();
+        var raises = Enumerable.Range(0, BeyondTheQueue)
+            .Select(n => client.ExecuteEventAsync("order_placed", new { n }, cancellationToken: Token).AsTask())
+            .ToList();
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        var canceled = client.ExecuteEventAsync("order_placed", new { n = BeyondTheQueue }, cancellationToken: cancel.Token).AsTask();
+        await cancel.CancelAsync();
+
+        // Its token ends a raise waiting for room at once, long before the others' timeout.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => canceled.WaitAsync(Wait, Token));
+        Assert.Equal(0, raises.Count(r => r.IsCompleted));
+
+        // The deadline ends each of the others, queued or waiting for room, as DEADLINE_EXCEEDED.
+        var failures = await Task.WhenAll(raises.Select(async r =>
+            await Assert.ThrowsAsync<BrokerUnavailableException>(() => r.WaitAsync(Wait, Token))));
+        Assert.All(failures, f => Assert.Equal(StatusCode.DeadlineExceeded, f.StatusCode));
+
+        // Once answers flow, what ended while queued is skipped and new raises go through.
+        proxy.ReleaseAnswers();
+        var after = await Task.WhenAll(Enumerable.Range(0, 20)
+            .Select(n => client.ExecuteEventAsync("order_placed", new { n }, cancellationToken: Token).AsTask().WaitAsync(Wait, Token)));
+        Assert.All(after, r => Assert.Equal(1, r.RoutedGroups));
+        Assert.True(proxy.StreamItems < BeyondTheQueue, $"{proxy.StreamItems} raises were sent, the ended ones among them");
+        Assert.Equal(1, proxy.StreamCalls);
+        broker.AssertNoErrorsLogged();
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Raises_waiting_for_room_fail_as_disposed_when_the_client_is_disposed()
+    {
+        await using var broker = await StartBrokerAsync();
+        await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
+        await using var proxy = await CountingProxy.StartAsync(broker, Token);
+        var client = new HookBrokerClient(new HookBrokerClientOptions { Address = proxy.Address });
+        await client.ExecuteEventAsync("order_placed", new { n = -1 }, cancellationToken: Token); // opens the stream
+
+        proxy.HoldAnswers();
+        var raises = Enumerable.Range(0, BeyondTheQueue)
+            .Select(n => client.ExecuteEventAsync("order_placed", new { n }, cancellationToken: Token).AsTask())
+            .ToList();
+        await client.DisposeAsync();
+
+        // Sent, queued or waiting for room: each fails as disposed, none is left hanging.
+        await Task.WhenAll(raises.Select(r => Assert.ThrowsAsync<ObjectDisposedException>(() => r.WaitAsync(Wait, Token))));
+        proxy.ReleaseAnswers();
     }
 
     [Fact(Timeout = 180_000)]

@@ -134,29 +134,33 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         var pending = new PendingRaise(this, raise, timeout, cancellationToken);
         deadlines.Track(pending);
         pending.WatchCancellation();
-        return queue.Writer.TryWrite(pending) ? pending.Task : EnqueueWhenRoomAsync(pending, cancellationToken);
+        if (!queue.Writer.TryWrite(pending))
+        {
+            _ = EnqueueWhenRoomAsync(queue.Writer, pending);
+        }
+
+        return pending.Task;
     }
 
-    /// <summary>The queue is full: waits for room, within the attempt's timeout.</summary>
-    private async Task<Outcome<RaiseResponse>> EnqueueWhenRoomAsync(PendingRaise pending, CancellationToken cancellationToken)
+    /// <summary>
+    /// The queue is full: <paramref name="pending"/> waits for room. Its deadline (the shared timer) and its caller's token
+    /// end it meanwhile as they would in the queue, and its wait with it; it costs no timer of its own, so a burst of
+    /// raises beyond the queue's capacity stays cheap.
+    /// </summary>
+    private static async Task EnqueueWhenRoomAsync(ChannelWriter<PendingRaise> writer, PendingRaise pending)
     {
-        using var timeoutSource = new CancellationTokenSource(pending.TimeLeft, time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
         try
         {
-            await queue.Writer.WriteAsync(pending, linked.Token);
+            await writer.WriteAsync(pending, pending.WaitForRoom());
         }
-        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            // Ended while waiting: by its caller's token, or by its deadline (the shared timer may have been first).
-            pending.Fail(cancellationToken.IsCancellationRequested ? Canceled() : TimedOut(deadlines.Timeout));
+            // It ended while waiting (timed out or canceled): its outcome is already set.
         }
         catch (ChannelClosedException)
         {
             pending.Fail(new ObjectDisposedException(nameof(HookBrokerClient)));
         }
-
-        return await pending.Task;
     }
 
     /// <summary>A wait-mode attempt: its own timeout (the attempt timeout plus the wait), with its own timer.</summary>
@@ -566,6 +570,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         private readonly TaskCompletionSource<Outcome<RaiseResponse>> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly long started = owner.time.GetTimestamp();
         private CancellationTokenRegistration canceling;
+        private CancellationTokenSource? waitingForRoom;
         private bool tracked;
 
         public EncodedRaise Raise { get; } = raise;
@@ -584,6 +589,19 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         public MessageTracker? Tracker { get; private set; }
 
         public void Attach(MessageTracker? tracker) => Tracker = tracker;
+
+        /// <summary>A token that fires once it is done (answered, failed, timed out or canceled): ends its wait for room.</summary>
+        public CancellationToken WaitForRoom()
+        {
+            var source = new CancellationTokenSource();
+            Volatile.Write(ref waitingForRoom, source);
+            if (IsDone)
+            {
+                source.Cancel(); // done before the source was there: Finished did not see it
+            }
+
+            return source.Token;
+        }
 
         /// <summary>For an attempt on the shared deadline timer: its caller's token ends it with <c>CANCELLED</c>.</summary>
         public void WatchCancellation()
@@ -648,6 +666,8 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         private void Finished()
         {
+            // No timer: nothing to dispose once canceled.
+            Interlocked.Exchange(ref waitingForRoom, null)?.Cancel();
             if (tracked)
             {
                 canceling.Unregister();
