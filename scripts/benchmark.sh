@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One run of every benchmark scenario, as the README's Performance table reports it: builds the benchmark in Release
 # once, then runs each scenario in turn (one at a time: they share the machine) and prints every result line.
-# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 10 minutes; needs redis-server
+# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 15 minutes; needs redis-server
 # for the Redis Streams comparison and the Redis engine line (the scenarios that need it say so and skip without it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,11 +12,13 @@ bench() {
   dotnet tests/HookBroker.Benchmarks/bin/Release/net10.0/HookBroker.Benchmarks.dll "$@" | grep -E '^(scenario=|ratio_)'
 }
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version)"
-bench e2e --compare redis "$@"
-bench e2e --compare redis --producer raw --consumer raw "$@"
+# The throughput comparisons run four rounds of each system, alternating: one round's ratio moves by several percent
+# from the next on a shared VM, so the ratio is of the means and each round's is printed too.
+bench e2e --compare redis --rounds 4 "$@"
+bench e2e --compare redis --rounds 4 --producer raw --consumer raw "$@"
 bench e2e --rate 5000 --compare redis "$@"
 bench e2e --rate 5000 --compare redis --producer raw --consumer raw "$@"
-bench raise --bare "$@"
+bench raise --bare --rounds 3 "$@"
 bench fanout "$@"
 bench subscribers "$@"
 bench backlog "$@"

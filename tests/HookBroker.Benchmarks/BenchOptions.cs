@@ -3,7 +3,7 @@ using System.Globalization;
 namespace HookBroker.Benchmarks;
 
 /// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
-/// [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw] [--consumer sdk|raw]</c>.</summary>
+/// [--rounds R] [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw] [--consumer sdk|raw]</c>.</summary>
 internal sealed record BenchOptions(
     string Scenario,
     int Events,
@@ -16,7 +16,8 @@ internal sealed record BenchOptions(
     string Durability,
     bool Bare,
     bool RawProducer,
-    bool RawConsumer)
+    bool RawConsumer,
+    int Rounds)
 {
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
@@ -27,6 +28,8 @@ internal sealed record BenchOptions(
           --warmup S         warm-up seconds before measuring (default 10; smoke 1)
           --smoke            small N, short warm-up (what CI runs)
           --compare redis    e2e: also run the Redis Streams workload, alternately, and print the ratio
+          --rounds R         with --compare redis or --bare: rounds of each system, alternating (default 2); the
+                             ratio is of their means, and each round's ratio is printed before it
           --engine E         sqlite (default) | memory | redis (starts its own redis-server: appendonly yes,
                              appendfsync everysec; the broker on it). `all` also runs e2e on redis
           --durability D     normal (default) | fsync (sqlite: synchronous=FULL; redis, and the Redis Streams
@@ -76,6 +79,12 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"unknown consumer '{consumer}'\n{Usage}");
         }
 
+        var rounds = Int("--rounds", 2);
+        if (rounds < 1)
+        {
+            throw new ArgumentException($"--rounds must be at least 1 (got {rounds})\n{Usage}");
+        }
+
         return new BenchOptions(
             args[0],
             Int("--n", smoke ? 2_000 : 200_000),
@@ -88,6 +97,7 @@ internal sealed record BenchOptions(
             Value("--durability") ?? "normal",
             args.Contains("--bare"),
             producer == "raw",
-            consumer == "raw");
+            consumer == "raw",
+            rounds);
     }
 }

@@ -119,6 +119,10 @@ static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel chan
     }
 }
 
+// Each round's ratio (ours over theirs, round by round), so the spread behind a ratio of means is in the output.
+static void PrintRoundRatios(string key, IEnumerable<double> ours, IEnumerable<double> theirs) =>
+    Console.WriteLine($"{key}={string.Join(',', ours.Zip(theirs, (a, b) => (a / b).ToString("0.00", CultureInfo.InvariantCulture)))}");
+
 // Starts the broker for a scenario; with engine redis and no redis-server installed, prints the scenario as skipped.
 static async Task<BrokerServer?> StartBrokerAsync(BenchOptions o, string scenario)
 {
@@ -135,7 +139,7 @@ static async Task<BrokerServer?> StartBrokerAsync(BenchOptions o, string scenari
 
 static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 {
-    var rounds = o.CompareRedis ? 2 : 1;
+    var rounds = o.CompareRedis ? o.Rounds : 1;
     var ours = new List<ResultLine>();
     var theirs = new List<ResultLine>();
     for (var round = 0; round < rounds; round++)
@@ -170,6 +174,7 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 
     if (theirs.Count > 0)
     {
+        PrintRoundRatios("round_ratios_vs_redis_streams", ours.Select(l => l.EventsPerSecond), theirs.Select(l => l.EventsPerSecond));
         var ratio = ours.Average(l => l.EventsPerSecond) / theirs.Average(l => l.EventsPerSecond);
         Console.WriteLine($"ratio_vs_redis_streams={ratio.ToString("0.00", CultureInfo.InvariantCulture)}");
     }
@@ -178,7 +183,7 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
 {
     // With --bare, rounds alternate between the broker and the bare gRPC server, so both see the same machine.
-    var rounds = o.Bare ? 2 : 1;
+    var rounds = o.Bare ? o.Rounds : 1;
     var ours = new List<double>();
     var bare = new List<double>();
     for (var round = 0; round < rounds; round++)
@@ -228,6 +233,7 @@ static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
     if (bare.Count > 0)
     {
         // The target: unary raise at 80% or more of the bare gRPC unary ceiling (raw unary against raw unary).
+        PrintRoundRatios("round_ratios_vs_bare_grpc", ours, bare);
         Console.WriteLine($"ratio_vs_bare_grpc={(ours.Average() / bare.Average()).ToString("0.00", CultureInfo.InvariantCulture)}");
     }
 }
