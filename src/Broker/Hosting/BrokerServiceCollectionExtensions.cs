@@ -40,11 +40,8 @@ public static class BrokerServiceCollectionExtensions
         services.TryAddSingleton<HookBrokerService>();
         services.TryAddSingleton<HookBrokerAdminService>();
         services.TryAddSingleton<BrokerExceptionInterceptor>();
-        services.AddGrpc(o =>
-        {
-            o.Interceptors.Add<BrokerExceptionInterceptor>();
-            o.EnableDetailedErrors = false;
-        });
+        services.AddGrpc(o => o.EnableDetailedErrors = false)
+            .AddServiceOptions<HookBrokerAdminService>(o => o.Interceptors.Add<BrokerExceptionInterceptor>());
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck("broker", () => HealthCheckResult.Healthy());
         return services;

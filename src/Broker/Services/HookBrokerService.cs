@@ -17,24 +17,35 @@ internal sealed class HookBrokerService(
     /// <inheritdoc />
     public override async Task<RaiseResponse> Raise(RawRaiseRequest request, ServerCallContext context)
     {
-        var stored = await raises.StoreOneAsync(request, TimeLeft(context), context.CancellationToken);
-        if (stored.Error is not null)
+        // Failures are mapped here, not by an interceptor: the hot unary call pays no async step for it.
+        try
         {
-            throw stored.Error;
-        }
+            var stored = await raises.StoreOneAsync(request, TimeLeft(context), context.CancellationToken);
+            if (stored.Error is not null)
+            {
+                throw stored.Error;
+            }
 
-        // Answered once stored, unless in wait mode: only waiting needs the tokens linked.
-        if (RaiseCoordinator.ImmediateResponse(stored) is { } response)
+            // Answered once stored, unless in wait mode: only waiting needs the tokens linked.
+            if (RaiseCoordinator.ImmediateResponse(stored) is { } response)
+            {
+                return response;
+            }
+
+            using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+            return await raises.CompleteAsync(stored, stopWaiting.Token);
+        }
+        catch (Exception ex) when (ServiceFailures.Translate(ex, context, logger) is { } status)
         {
-            return response;
+            throw status;
         }
-
-        using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
-        return await raises.CompleteAsync(stored, stopWaiting.Token);
     }
 
     /// <inheritdoc />
-    public override async Task RaiseStream(IAsyncStreamReader<RawRaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream, ServerCallContext context)
+    public override Task RaiseStream(IAsyncStreamReader<RawRaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream, ServerCallContext context) =>
+        MapFailuresAsync(RaiseStreamCoreAsync(requestStream, responseStream, context), context);
+
+    private async Task RaiseStreamCoreAsync(IAsyncStreamReader<RawRaiseStreamRequest> requestStream, IServerStreamWriter<RaiseStreamResponse> responseStream, ServerCallContext context)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         using var call = new RaiseStreamCall(raises, context, () => TimeLeft(context), logger, stopping.Token);
@@ -42,7 +53,10 @@ internal sealed class HookBrokerService(
     }
 
     /// <inheritdoc />
-    public override async Task WatchInterest(WatchInterestRequest request, IServerStreamWriter<InterestSnapshot> responseStream, ServerCallContext context)
+    public override Task WatchInterest(WatchInterestRequest request, IServerStreamWriter<InterestSnapshot> responseStream, ServerCallContext context) =>
+        MapFailuresAsync(WatchInterestCoreAsync(request, responseStream, context), context);
+
+    private async Task WatchInterestCoreAsync(WatchInterestRequest request, IServerStreamWriter<InterestSnapshot> responseStream, ServerCallContext context)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         var sent = -1L;
@@ -70,7 +84,10 @@ internal sealed class HookBrokerService(
     }
 
     /// <inheritdoc />
-    public override async Task Subscribe(IAsyncStreamReader<SubscribeRequest> requestStream, IServerStreamWriter<RawSubscribeResponse> responseStream, ServerCallContext context)
+    public override Task Subscribe(IAsyncStreamReader<SubscribeRequest> requestStream, IServerStreamWriter<RawSubscribeResponse> responseStream, ServerCallContext context) =>
+        MapFailuresAsync(SubscribeCoreAsync(requestStream, responseStream, context), context);
+
+    private async Task SubscribeCoreAsync(IAsyncStreamReader<SubscribeRequest> requestStream, IServerStreamWriter<RawSubscribeResponse> responseStream, ServerCallContext context)
     {
         if (!await requestStream.MoveNext(context.CancellationToken))
         {
@@ -103,6 +120,19 @@ internal sealed class HookBrokerService(
         if (session.AbortStatus is { } status && status.StatusCode != StatusCode.Cancelled)
         {
             throw new RpcException(status);
+        }
+    }
+
+    /// <summary>Awaits a streaming call, mapping its failure to the status the proto documents (<see cref="ServiceFailures"/>).</summary>
+    private async Task MapFailuresAsync(Task call, ServerCallContext context)
+    {
+        try
+        {
+            await call;
+        }
+        catch (Exception ex) when (ServiceFailures.Translate(ex, context, logger) is { } status)
+        {
+            throw status;
         }
     }
 
