@@ -51,7 +51,7 @@ internal sealed unsafe class SqliteRawStatement : IDisposable
         var most = Encoding.UTF8.GetMaxByteCount(value.Length);
         if (most <= StackTextBytes)
         {
-            Span<byte> utf8 = stackalloc byte[StackTextBytes];
+            Span<byte> utf8 = stackalloc byte[most];
             BindText(index, utf8[..Encoding.UTF8.GetBytes(value, utf8)]);
             return;
         }
