@@ -9,7 +9,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build -c Release tests/HookBroker.Benchmarks -v quiet -nologo >/dev/null
 bench() {
   echo "# $*"
-  dotnet tests/HookBroker.Benchmarks/bin/Release/net10.0/HookBroker.Benchmarks.dll "$@" | grep -E '^(scenario=|ratio_)'
+  dotnet tests/HookBroker.Benchmarks/bin/Release/net10.0/HookBroker.Benchmarks.dll "$@" | grep -E '^(scenario=|ratio_|round_ratios_)'
 }
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version)"
 # The throughput comparisons run four rounds of each system, alternating: one round's ratio moves by several percent
