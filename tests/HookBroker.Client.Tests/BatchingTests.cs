@@ -158,10 +158,7 @@ public sealed class BatchingTests
         await using var broker = await StartBrokerAsync();
         await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         await using var proxy = await CountingProxy.StartAsync(broker, Token);
-        var options = new HookBrokerClientOptions { Address = proxy.Address, AttemptTimeout = TimeSpan.FromMilliseconds(500) };
-        options.Retry.MaxRetryAttempts = 0;
-        options.CircuitBreaker.Enabled = false;
-        await using var client = new HookBrokerClient(options);
+        await using var client = SingleAttemptClient(proxy.Address, TimeSpan.FromMilliseconds(500));
         await client.ExecuteEventAsync("order_placed", new { n = 0 }, cancellationToken: Token); // opens the stream
 
         // Every attempt shares one deadline timer: it fires for the first unanswered raise, then again for the next.
@@ -217,10 +214,7 @@ public sealed class BatchingTests
         await using var broker = await StartBrokerAsync();
         await DurableGroups.CreateAsync(broker, "orders", "order_placed", Token);
         await using var proxy = await CountingProxy.StartAsync(broker, Token);
-        var options = new HookBrokerClientOptions { Address = proxy.Address, AttemptTimeout = TimeSpan.FromSeconds(3) };
-        options.Retry.MaxRetryAttempts = 0;
-        options.CircuitBreaker.Enabled = false;
-        await using var client = new HookBrokerClient(options);
+        await using var client = SingleAttemptClient(proxy.Address, TimeSpan.FromSeconds(3));
         await client.ExecuteEventAsync("order_placed", new { n = -1 }, cancellationToken: Token); // opens the stream
 
         // Unanswered, the stream takes 4 messages of 256 raises and the queue 16,384 more: the rest wait for room.
@@ -363,6 +357,15 @@ public sealed class BatchingTests
         Assert.Equal(50, results.Select(r => r.EventId).Distinct().Count());
         Assert.Equal(50, proxy.UnaryRaises);
         Assert.Equal(0, proxy.StreamCalls);
+    }
+
+    /// <summary>A client whose raises make one attempt each (no retry, no circuit breaker), within <paramref name="attemptTimeout"/>.</summary>
+    private static HookBrokerClient SingleAttemptClient(Uri address, TimeSpan attemptTimeout)
+    {
+        var options = new HookBrokerClientOptions { Address = address, AttemptTimeout = attemptTimeout };
+        options.Retry.MaxRetryAttempts = 0;
+        options.CircuitBreaker.Enabled = false;
+        return new HookBrokerClient(options);
     }
 
     private static async Task<BrokerProcess> StartBrokerAsync()

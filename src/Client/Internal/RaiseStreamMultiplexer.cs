@@ -594,7 +594,8 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         public CancellationToken WaitForRoom()
         {
             var source = new CancellationTokenSource();
-            Volatile.Write(ref waitingForRoom, source);
+            // A full fence, so that either this sees it done or Finished sees the source (both may: Cancel is idempotent).
+            Interlocked.Exchange(ref waitingForRoom, source);
             if (IsDone)
             {
                 source.Cancel(); // done before the source was there: Finished did not see it
