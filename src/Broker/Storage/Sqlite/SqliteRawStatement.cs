@@ -159,10 +159,11 @@ internal sealed unsafe class SqliteRawStatement : IDisposable
             return;
         }
 
+        // The statement is finalized before the connection's reference is dropped: a connection is never closed under it.
         _disposed = true;
         _statement.DangerousRelease();
-        _db.DangerousRelease();
         _statement.Dispose();
+        _db.DangerousRelease();
     }
 
     private void Check(int rc)
