@@ -3,7 +3,8 @@ using System.Globalization;
 namespace HookBroker.Benchmarks;
 
 /// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
-/// [--rounds R] [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw] [--consumer sdk|raw]</c>.</summary>
+/// [--rounds R] [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw] [--consumer sdk|raw]
+/// [--calls sdk,sdk-unary,raw-unary,raw-stream]</c>.</summary>
 internal sealed record BenchOptions(
     string Scenario,
     int Events,
@@ -17,8 +18,12 @@ internal sealed record BenchOptions(
     bool Bare,
     bool RawProducer,
     bool RawConsumer,
-    int Rounds)
+    int Rounds,
+    IReadOnlyList<string> Calls)
 {
+    /// <summary>The raise scenario's call kinds, in the order it runs them.</summary>
+    public static readonly string[] AllCalls = ["sdk", "sdk-unary", "raw-unary", "raw-stream"];
+
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
           scenarios: e2e | raise | fanout | subscribers | backlog | redis-streams | all
@@ -40,6 +45,8 @@ internal sealed record BenchOptions(
                              generated client's RaiseStream, 500 raises per message: the wire protocol alone)
           --consumer C       e2e, fanout: sdk (default: the SDK's worker host, AddHookWorker with a hook) | raw (a
                              generated Subscribe stream acking each batch in one message: the wire protocol alone)
+          --calls C,...      raise: which calls to measure, of sdk, sdk-unary, raw-unary, raw-stream (default all;
+                             --bare needs raw-unary)
         """;
 
     /// <summary>True for <c>--engine redis</c>: the broker stores in a redis-server this program starts.</summary>
@@ -85,6 +92,22 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"--rounds must be at least 1 (got {rounds})\n{Usage}");
         }
 
+        var calls = (Value("--calls") ?? string.Join(',', AllCalls)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (calls.Length == 0)
+        {
+            throw new ArgumentException($"--calls takes a comma-separated list of {string.Join(", ", AllCalls)}\n{Usage}");
+        }
+
+        if (calls.FirstOrDefault(c => !AllCalls.Contains(c)) is { } unknownCall)
+        {
+            throw new ArgumentException($"unknown call '{unknownCall}': --calls takes {string.Join(", ", AllCalls)}\n{Usage}");
+        }
+
+        if (args.Contains("--bare") && !calls.Contains("raw-unary"))
+        {
+            throw new ArgumentException($"--bare compares the broker's raw-unary calls with the bare server's: keep raw-unary in --calls\n{Usage}");
+        }
+
         return new BenchOptions(
             args[0],
             Int("--n", smoke ? 2_000 : 200_000),
@@ -98,6 +121,7 @@ internal sealed record BenchOptions(
             args.Contains("--bare"),
             producer == "raw",
             consumer == "raw",
-            rounds);
+            rounds,
+            calls);
     }
 }

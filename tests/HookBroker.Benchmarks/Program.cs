@@ -205,6 +205,11 @@ static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
             // the SDK unary, then the generated client's unary calls and RaiseStream, each labelled by call=.
             foreach (var how in new[] { RaiseCall.Sdk, RaiseCall.SdkUnary, RaiseCall.RawUnary, RaiseCall.RawStream })
             {
+                if (!o.Calls.Contains(CallName(how)))
+                {
+                    continue;
+                }
+
                 var line = await MeasureRaiseAsync(broker.Pid, channel, broker.Address, Engine(o), $"raise-{how}{round}".ToLowerInvariant(), o.Events, how, subscribe: true);
                 Print(lines, line);
                 if (how == RaiseCall.RawUnary)
@@ -238,6 +243,15 @@ static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
     }
 }
 
+// The name --calls and the result line give a call kind.
+static string CallName(RaiseCall how) => how switch
+{
+    RaiseCall.Sdk => "sdk",
+    RaiseCall.SdkUnary => "sdk-unary",
+    RaiseCall.RawUnary => "raw-unary",
+    _ => "raw-stream",
+};
+
 // One raise-only run: the server's CPU per raise, and this process's (the client's) beside it.
 static async Task<ResultLine> MeasureRaiseAsync(int serverPid, GrpcChannel channel, Uri address, string engine, string label, int n, RaiseCall how, bool subscribe)
 {
@@ -248,7 +262,7 @@ static async Task<ResultLine> MeasureRaiseAsync(int serverPid, GrpcChannel chann
     var cpu = (ProcessStats.CpuTime(serverPid) - cpuBefore).TotalMicroseconds / n;
     var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
     return new ResultLine("raise", engine, "throughput", perSecond, (0, 0, 0), rss.Peak, cpu, n, 0)
-        .Add("call", how switch { RaiseCall.Sdk => "sdk", RaiseCall.SdkUnary => "sdk-unary", RaiseCall.RawUnary => "raw-unary", _ => "raw-stream" })
+        .Add("call", CallName(how))
         .Add("callers", how == RaiseCall.RawStream ? "1" : "64")
         .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture));
 }
