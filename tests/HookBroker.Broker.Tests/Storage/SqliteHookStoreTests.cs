@@ -108,11 +108,12 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
             },
             Ct)));
 
-        // Over 6,400 pages written (26 MB of log without the rewind): the log started over again and again. It grows
-        // past the threshold by what is committed while the background checkpoint runs (0.3-1.2 MB here, more on a
-        // slower disk), so the bound is a quarter of what was written.
+        // Over 6,400 pages written (the log reached 17.7 MB with the rewind taken out): the log started over again and
+        // again. It grows past the threshold by what is committed while the background checkpoint runs: 0.3-1.2 MB on
+        // an idle machine, but 12.4 MB was seen when the checkpoint thread waited for a core (right after a build, the
+        // other test classes running), so the bound is half of what was written; the rewinds counted show the restarts.
         Assert.True(store.LogRewinds >= 10, $"the log started over {store.LogRewinds} time(s)");
-        var bound = producers * eventsEach * 4120L / 4;
+        var bound = producers * eventsEach * 4120L / 2;
         Assert.True(largestWal < bound, $"the write-ahead log reached {largestWal} bytes (bound {bound})");
         Assert.Equal(producers * eventsEach, (await StatsAsync(store, "g1")).Backlog);
     }
