@@ -158,7 +158,7 @@ public sealed class HookBrokerClient : IHookBrokerClient
         // batch travels unary, where a size error is its own; so does every raise once a broker lacks RaiseStream.
         if (multiplexer is { IsSupported: true } && RaiseStreamMultiplexer.Accepts(raise.Size))
         {
-            return new ValueTask<Outcome<RaiseResponse>>(multiplexer.RaiseAsync(raise, timeout, cancellationToken));
+            return multiplexer.RaiseAsync(raise, timeout, cancellationToken);
         }
 
         return new ValueTask<Outcome<RaiseResponse>>(RaiseUnaryAsync(raise.Bytes, timeout, cancellationToken));

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using System.Threading.Tasks.Sources;
 using Grpc.Core;
 using HookBroker.Protocol.V1;
 using Microsoft.Extensions.Logging;
@@ -115,20 +116,21 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     /// <c>RaiseStream</c>, the raises it held are sent unary.
     /// </summary>
     /// <remarks>
-    /// An attempt with the client's usual timeout costs no async machinery here: it is queued and its task is the one
-    /// its answer, the shared deadline timer or its cancellation completes.
+    /// An attempt with the client's usual timeout costs no async machinery here: it is queued, and what it returns is
+    /// backed by the pending raise itself, which its answer, the shared deadline timer or its cancellation completes
+    /// (no task, no completion source per raise). Await it once, as any <see cref="ValueTask{TResult}"/>.
     /// </remarks>
-    public Task<Outcome<RaiseResponse>> RaiseAsync(EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
+    public ValueTask<Outcome<RaiseResponse>> RaiseAsync(EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (disposed)
         {
-            return Task.FromResult(Outcome.FromException<RaiseResponse>(new ObjectDisposedException(nameof(HookBrokerClient))));
+            return ValueTask.FromResult(Outcome.FromException<RaiseResponse>(new ObjectDisposedException(nameof(HookBrokerClient))));
         }
 
         EnsureStarted();
         if (timeout != deadlines.Timeout)
         {
-            return RaiseWithOwnTimeoutAsync(raise, timeout, cancellationToken);
+            return new ValueTask<Outcome<RaiseResponse>>(RaiseWithOwnTimeoutAsync(raise, timeout, cancellationToken));
         }
 
         var pending = new PendingRaise(this, raise, timeout, cancellationToken);
@@ -139,7 +141,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
             _ = EnqueueWhenRoomAsync(queue.Writer, pending);
         }
 
-        return pending.Task;
+        return pending.Outcome;
     }
 
     /// <summary>
@@ -186,7 +188,7 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
             }
 
             var left = timeout - time.GetElapsedTime(started);
-            return await pending.Task.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
+            return await pending.Outcome.AsTask().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
         }
         catch (TimeoutException)
         {
@@ -564,11 +566,18 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
     }
 
     /// <summary>One raise attempt waiting for its result.</summary>
+    /// <summary>
+    /// One raise attempt in flight, and the source of the value task its caller awaits: completed once (the first of its
+    /// answer, its failure, its timeout or its cancellation wins), never reused.
+    /// </summary>
     private sealed class PendingRaise(RaiseStreamMultiplexer owner, EncodedRaise raise, TimeSpan timeout, CancellationToken cancellationToken)
-        : AttemptDeadlines.Node
+        : AttemptDeadlines.Node, IValueTaskSource<Outcome<RaiseResponse>>
     {
-        private readonly TaskCompletionSource<Outcome<RaiseResponse>> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly long started = owner.time.GetTimestamp();
+
+        // Its continuation runs on the thread pool, never inline on the lane's reader loop or the deadline timer.
+        private ManualResetValueTaskSourceCore<Outcome<RaiseResponse>> completion = new() { RunContinuationsAsynchronously = true };
+        private int done;
         private CancellationTokenRegistration canceling;
         private CancellationTokenSource? waitingForRoom;
         private bool tracked;
@@ -578,12 +587,13 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         public int Size => Raise.Size;
 
         /// <summary>Its outcome: the answer, or the failure (never thrown: the client's pipeline takes outcomes as they are).</summary>
-        public Task<Outcome<RaiseResponse>> Task => completion.Task;
+        public ValueTask<Outcome<RaiseResponse>> Outcome => new(this, completion.Version);
 
         /// <summary>What is left of its attempt timeout.</summary>
         public TimeSpan TimeLeft => timeout - owner.time.GetElapsedTime(started) is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
 
-        public bool IsDone => completion.Task.IsCompleted;
+        /// <summary>True once its outcome is decided (it may still be on its way to the caller).</summary>
+        public bool IsDone => Volatile.Read(ref done) != 0;
 
         /// <summary>The message it was sent in, when its answer frees a slot (not in wait mode).</summary>
         public MessageTracker? Tracker { get; private set; }
@@ -616,16 +626,18 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
 
         public void Complete(RaiseResponse response)
         {
-            if (completion.TrySetResult(Outcome.FromResult(response)))
+            if (Decide())
             {
+                completion.SetResult(Polly.Outcome.FromResult(response));
                 Finished();
             }
         }
 
         public void Fail(Exception exception)
         {
-            if (completion.TrySetResult(Outcome.FromException<RaiseResponse>(exception)))
+            if (Decide())
             {
+                completion.SetResult(Polly.Outcome.FromException<RaiseResponse>(exception));
                 Finished();
             }
         }
@@ -637,7 +649,20 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         /// Its caller stopped waiting (own-timeout attempts): not sent if still queued; if already sent, its answer (still
         /// counted for the message's slot) is ignored.
         /// </summary>
-        public void Abandon() => completion.TrySetCanceled();
+        public void Abandon()
+        {
+            if (Decide())
+            {
+                completion.SetException(new OperationCanceledException());
+            }
+        }
+
+        Outcome<RaiseResponse> IValueTaskSource<Outcome<RaiseResponse>>.GetResult(short token) => completion.GetResult(token);
+
+        ValueTaskSourceStatus IValueTaskSource<Outcome<RaiseResponse>>.GetStatus(short token) => completion.GetStatus(token);
+
+        void IValueTaskSource<Outcome<RaiseResponse>>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            completion.OnCompleted(continuation, state, token, flags);
 
         /// <summary>The broker has no <c>RaiseStream</c>: this attempt goes unary, within what is left of its timeout.</summary>
         public void SendUnary() => _ = RelayUnaryAsync();
@@ -664,6 +689,9 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
                 Fail(e);
             }
         }
+
+        /// <summary>True for the one caller that decides its outcome (an answer may race its timeout or cancellation).</summary>
+        private bool Decide() => Interlocked.Exchange(ref done, 1) == 0;
 
         private void Finished()
         {
