@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using HookBroker.Tests.Infrastructure;
 
 namespace HookBroker.Benchmarks;
 
@@ -10,9 +11,11 @@ namespace HookBroker.Benchmarks;
 /// </summary>
 internal sealed class BareGrpcServer : LocalServer
 {
-    public int GrpcPort { get; } = FreePort();
+    private readonly int[] _ports = FreePorts.Reserve(2);
 
-    public int HttpPort { get; } = FreePort();
+    public int GrpcPort => _ports[0];
+
+    public int HttpPort => _ports[1];
 
     public Uri Address => new($"http://127.0.0.1:{GrpcPort.ToString(CultureInfo.InvariantCulture)}");
 

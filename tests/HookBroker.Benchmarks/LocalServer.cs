@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using HookBroker.Tests.Infrastructure;
 
 namespace HookBroker.Benchmarks;
 
@@ -61,13 +62,6 @@ internal abstract class LocalServer : IAsyncDisposable
         GC.SuppressFinalize(this);
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     public static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -85,9 +79,12 @@ internal abstract class LocalServer : IAsyncDisposable
 /// <summary>The real broker (src/Broker's Release or Debug build output) as users run it.</summary>
 internal sealed class BrokerServer : LocalServer
 {
-    public int GrpcPort { get; } = FreePort();
+    // Reserved together: ports looked up one at a time may come back equal (the broker then refuses to start).
+    private readonly int[] _ports = FreePorts.Reserve(2);
 
-    public int HttpPort { get; } = FreePort();
+    public int GrpcPort => _ports[0];
+
+    public int HttpPort => _ports[1];
 
     public Uri Address => new($"http://127.0.0.1:{GrpcPort}");
 
@@ -167,7 +164,7 @@ internal sealed class BrokerServer : LocalServer
 /// </summary>
 internal sealed class RedisServer : LocalServer
 {
-    public int Port { get; } = FreePort();
+    public int Port { get; } = FreePorts.Reserve(1)[0];
 
     public static async Task<RedisServer> StartAsync(bool fsyncAlways = false)
     {
