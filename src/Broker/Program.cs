@@ -2,6 +2,7 @@ using System.Net;
 using HookBroker.Broker.Configuration;
 using HookBroker.Broker.Hosting;
 using HookBroker.Broker.Services;
+using HookBroker.Broker.Storage;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
@@ -60,6 +61,11 @@ catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connectio
 {
     await Console.Error.WriteLineAsync($"hookbroker: cannot listen: {ex.Message} (set HookBroker:GrpcPort / HookBroker:HttpPort)");
     return 3;
+}
+catch (StorageInUseException ex)
+{
+    await Console.Error.WriteLineAsync($"hookbroker: cannot open storage: {ex.Message}");
+    return 4;
 }
 
 /// <summary>The broker's entry point (public for in-process tests).</summary>

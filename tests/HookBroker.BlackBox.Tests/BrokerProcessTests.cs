@@ -34,4 +34,30 @@ public sealed class BrokerProcessTests
         Assert.True(broker.IsRunning);
         broker.AssertNoErrorsLogged();
     }
+
+    [Fact(Timeout = 90_000)]
+    public async Task A_second_broker_given_the_same_data_folder_refuses_to_start_and_the_first_serves_on()
+    {
+        var cancellationToken = TestContext.Current.CancellationToken;
+        await using var first = new BrokerProcess();
+        await first.StartAsync(cancellationToken);
+        await using var second = new BrokerProcess(new Dictionary<string, string> { ["DataPath"] = first.DataPath });
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => second.StartAsync(cancellationToken));
+
+        Assert.Equal(4, second.ExitCode);
+        Assert.Contains("hookbroker: cannot open storage", refused.Message, StringComparison.Ordinal);
+        Assert.Contains(Path.Combine(first.DataPath, "hookbroker.db"), refused.Message, StringComparison.Ordinal);
+        Assert.Contains("in use by another process", refused.Message, StringComparison.Ordinal);
+
+        // The first broker still stores and answers.
+        using var channel = first.CreateChannel();
+        var client = new Protocol.V1.HookBroker.HookBrokerClient(channel);
+        var raised = await client.RaiseAsync(new Protocol.V1.RaiseRequest { Event = "nobody_listens" }, cancellationToken: cancellationToken);
+        Assert.Equal(0, raised.RoutedGroups);
+        using var http = new HttpClient();
+        using var health = await http.GetAsync(first.HealthAddress, cancellationToken);
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        first.AssertNoErrorsLogged();
+    }
 }

@@ -500,7 +500,9 @@ public sealed class SqliteLogLayoutTests : IAsyncDisposable
 
     private async Task<long> CountAsync(SqliteHookStore store, string table)
     {
-        var path = Path.Combine(_folders[store], "hookbroker.db");
+        // Opened the way the store opens its own (SqliteSchema.DataSource: the unix-excl VFS, the log's index in memory):
+        // a connection through the default VFS would keep that index in a -shm file the store's connections never read.
+        var path = SqliteSchema.DataSource(Path.Combine(_folders[store], "hookbroker.db"));
         await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ConnectionString);
         await connection.OpenAsync(Ct);
         await using var command = connection.CreateCommand();
@@ -563,7 +565,9 @@ public sealed class SqliteLogLayoutTests : IAsyncDisposable
 
     private async Task<long> ScalarAsync(SqliteHookStore store, string sql)
     {
-        var path = Path.Combine(_folders[store], "hookbroker.db");
+        // Opened the way the store opens its own (SqliteSchema.DataSource: the unix-excl VFS, the log's index in memory):
+        // a connection through the default VFS would keep that index in a -shm file the store's connections never read.
+        var path = SqliteSchema.DataSource(Path.Combine(_folders[store], "hookbroker.db"));
         await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ConnectionString);
         await connection.OpenAsync(Ct);
         await using var command = connection.CreateCommand();

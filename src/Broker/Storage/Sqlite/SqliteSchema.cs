@@ -183,7 +183,7 @@ internal static class SqliteSchema
         var connection = Open(options, SqliteOpenMode.ReadWriteCreate);
         try
         {
-            var mode = Convert.ToString(Scalar(connection, "PRAGMA journal_mode = WAL;"), CultureInfo.InvariantCulture);
+            var mode = Convert.ToString(FirstScalar(connection, "PRAGMA journal_mode = WAL;", options.DatabasePath), CultureInfo.InvariantCulture);
             if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
             {
                 throw new InvalidOperationException($"SQLite database '{options.DatabasePath}' could not switch to WAL (journal_mode is '{mode}').");
@@ -240,10 +240,10 @@ internal static class SqliteSchema
 
     private static SqliteConnection Open(SqliteStoreOptions options, SqliteOpenMode mode)
     {
-        // No pooling: the store owns its two connections and closes the file when disposed.
+        // No pooling: the store owns its connections and closes the file when disposed.
         var builder = new SqliteConnectionStringBuilder
         {
-            DataSource = options.DatabasePath,
+            DataSource = DataSource(options.DatabasePath),
             Mode = mode,
             Cache = SqliteCacheMode.Private,
             Pooling = false,
@@ -252,6 +252,46 @@ internal static class SqliteSchema
         var connection = new SqliteConnection(builder.ConnectionString);
         connection.Open();
         return connection;
+    }
+
+    /// <summary>
+    /// The database as the connections open it. On Unix through SQLite's <c>unix-excl</c> VFS: the first connection
+    /// takes an exclusive lock on the file for the process, held until the last one closes, and the write-ahead log's
+    /// index lives in the process's memory instead of a shared <c>-shm</c> file. So the store's connections (writer,
+    /// reader, checkpointer) share the database as before, each transaction skips the file locks it would take for
+    /// other processes, and another process (a second broker given the same data folder) cannot open it at all.
+    /// </summary>
+    internal static string DataSource(string databasePath)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return databasePath;
+        }
+
+        // A URI filename: the path's reserved characters escaped, its separators kept.
+        var path = Uri.EscapeDataString(Path.GetFullPath(databasePath)).Replace("%2F", "/", StringComparison.Ordinal);
+        return $"file:{path}?vfs=unix-excl";
+    }
+
+    /// <summary>
+    /// The writer's first statement, the first to touch the file: when another process holds the database, it says so
+    /// after a second instead of waiting out the usual busy timeout.
+    /// </summary>
+    private static object? FirstScalar(SqliteConnection connection, string sql, string path)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.CommandTimeout = 1;
+        try
+        {
+            return command.ExecuteScalar();
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6)
+        {
+            throw new StorageInUseException(
+                $"the SQLite database {path} is in use by another process (another broker with the same HookBroker:DataPath?): give each broker a data folder of its own, or stop the other one",
+                ex);
+        }
     }
 
     private static int Migrate(SqliteConnection connection, string path)
