@@ -243,7 +243,7 @@ static async Task RunRaiseAsync(BenchOptions o, List<ResultLine> lines)
     }
 }
 
-// The name --calls and the result line give a call kind.
+// A call kind's name, in --calls and in the result line.
 static string CallName(RaiseCall how) => how switch
 {
     RaiseCall.Sdk => "sdk",

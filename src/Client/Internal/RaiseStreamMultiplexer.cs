@@ -565,7 +565,6 @@ internal sealed class RaiseStreamMultiplexer : IAsyncDisposable
         }
     }
 
-    /// <summary>One raise attempt waiting for its result.</summary>
     /// <summary>
     /// One raise attempt in flight, and the source of the value task its caller awaits: completed once (the first of its
     /// answer, its failure, its timeout or its cancellation wins), never reused.
