@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One run of every benchmark scenario, as the README's Performance table reports it: builds the benchmark in Release
 # once, then runs each scenario in turn (one at a time: they share the machine) and prints every result line.
-# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 15 minutes; needs redis-server
-# for the Redis Streams comparison and the Redis engine line (the scenarios that need it say so and skip without it).
+# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 18 minutes; needs redis-server
+# for the Redis Streams comparison and the Redis engine line, nats-server for the NATS JetStream comparison (the
+# scenarios that need one say so and skip without it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -16,6 +17,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ {printf "
 # from the next on a shared VM, so the ratio is of the means and each round's is printed too.
 bench e2e --compare redis --rounds 4 "$@"
 bench e2e --compare redis --rounds 4 --producer raw --consumer raw "$@"
+bench e2e --compare nats "$@"
 bench e2e --rate 5000 --compare redis "$@"
 bench e2e --rate 5000 --compare redis --producer raw --consumer raw "$@"
 bench raise --bare --rounds 3 "$@"

@@ -94,6 +94,8 @@ ensure_buf
 ensure_aiosmtpd
 # redis-server (with redis-cli): the benchmark smoke test, the Redis engine's contract tests and the scale-out tests.
 ensure_apt_package redis-server redis-server
+# nats-server: the benchmark's NATS JetStream comparison, run at a small N by the benchmark smoke test.
+ensure_apt_package nats-server nats-server
 
 # Docker: the container tests (tests/HookBroker.Docker.Tests) need a running dockerd and the local stand-ins of the public
 # base images, which ../shared/docker/offline-images.sh installs, starts and builds (idempotent, needs root, about two

@@ -13,6 +13,7 @@ internal sealed record BenchOptions(
     TimeSpan Warmup,
     bool Smoke,
     bool CompareRedis,
+    bool CompareNats,
     string Engine,
     string Durability,
     bool Bare,
@@ -26,14 +27,15 @@ internal sealed record BenchOptions(
 
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
-          scenarios: e2e | raise | fanout | subscribers | backlog | redis-streams | all
+          scenarios: e2e | raise | fanout | subscribers | backlog | redis-streams | nats-jetstream | all
           --n N              events per measured run (default 200000; smoke 2000)
           --rate R           rate mode at R events/s (e2e); without it, throughput mode
           --duration S       rate mode duration in seconds (default 10; smoke 2)
           --warmup S         warm-up seconds before measuring (default 10; smoke 1)
           --smoke            small N, short warm-up (what CI runs)
           --compare redis    e2e: also run the Redis Streams workload, alternately, and print the ratio
-          --rounds R         with --compare redis or --bare: rounds of each system, alternating (default 2); the
+          --compare nats     e2e: the same with NATS JetStream (nats-server, file storage)
+          --rounds R         with --compare or --bare: rounds of each system, alternating (default 2); the
                              ratio is of their means, and each round's ratio is printed before it
           --engine E         sqlite (default) | memory | redis (starts its own redis-server: appendonly yes,
                              appendfsync everysec; the broker on it). `all` also runs e2e on redis
@@ -86,6 +88,12 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"unknown consumer '{consumer}'\n{Usage}");
         }
 
+        var compare = Value("--compare");
+        if (compare is not (null or "redis" or "nats"))
+        {
+            throw new ArgumentException($"unknown --compare '{compare}': redis or nats\n{Usage}");
+        }
+
         var rounds = Int("--rounds", 2);
         if (rounds < 1)
         {
@@ -115,7 +123,8 @@ internal sealed record BenchOptions(
             TimeSpan.FromSeconds(Int("--duration", smoke ? 2 : 10)),
             TimeSpan.FromSeconds(Int("--warmup", smoke ? 1 : 10)),
             smoke,
-            Value("--compare") == "redis",
+            compare == "redis",
+            compare == "nats",
             engine,
             Value("--durability") ?? "normal",
             args.Contains("--bare"),

@@ -193,3 +193,36 @@ internal sealed class RedisServer : LocalServer
         return server;
     }
 }
+
+/// <summary>
+/// nats-server with JetStream on (file storage in its own folder), as users would run it for durable streams. Throws
+/// <see cref="System.ComponentModel.Win32Exception"/> when nats-server is not installed.
+/// </summary>
+internal sealed class NatsServer : LocalServer
+{
+    public int Port { get; } = FreePorts.Reserve(1)[0];
+
+    public static async Task<NatsServer> StartAsync()
+    {
+        var server = new NatsServer();
+        // Debian installs it in /usr/sbin, which is not on every user's PATH.
+        var start = new ProcessStartInfo(File.Exists("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server")
+        {
+            ArgumentList = { "--jetstream", "--addr", "127.0.0.1", "--port", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--store_dir", server.DataPath },
+        };
+        await server.StartProcessAsync(start, async () =>
+        {
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, server.Port);
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        });
+        return server;
+    }
+}

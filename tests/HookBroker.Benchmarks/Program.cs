@@ -4,9 +4,9 @@ using Grpc.Net.Client;
 using HookBroker.Benchmarks;
 using HookBroker.Client;
 
-// The benchmark: starts the real broker (and redis-server for the comparison) as separate processes, raises through the
-// SDK (HookBrokerClient.ExecuteEventAsync), consumes through the SDK's worker host (AddHookWorker) and prints one key=value
-// result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
+// The benchmark: starts the real broker (and redis-server or nats-server for a comparison) as separate processes, raises
+// through the SDK (HookBrokerClient.ExecuteEventAsync), consumes through the SDK's worker host (AddHookWorker) and prints
+// one key=value result line per scenario run. Not a timed test: CI runs it with --smoke and checks lost=0.
 BenchOptions options;
 try
 {
@@ -19,7 +19,7 @@ catch (ArgumentException ex)
 }
 
 var lines = new List<ResultLine>();
-var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "subscribers", "backlog", "redis-streams"] : new[] { options.Scenario };
+var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "subscribers", "backlog", "redis-streams", "nats-jetstream"] : new[] { options.Scenario };
 foreach (var scenario in scenarios)
 {
     switch (scenario)
@@ -35,6 +35,9 @@ foreach (var scenario in scenarios)
             break;
         case "redis-streams":
             await RunRedisAsync(options, options.Rate, lines);
+            break;
+        case "nats-jetstream":
+            await RunNatsAsync(options, options.Rate, lines);
             break;
         case "subscribers":
             await RunSubscribersAsync(options, lines);
@@ -139,7 +142,8 @@ static async Task<BrokerServer?> StartBrokerAsync(BenchOptions o, string scenari
 
 static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
 {
-    var rounds = o.CompareRedis ? o.Rounds : 1;
+    var compared = o.CompareRedis || o.CompareNats;
+    var rounds = compared ? o.Rounds : 1;
     var ours = new List<ResultLine>();
     var theirs = new List<ResultLine>();
     for (var round = 0; round < rounds; round++)
@@ -158,7 +162,7 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
             var line = await MeasureAsync(broker, channel, sdk, o.RawConsumer, "e2e", Engine(o), $"e2e{round}", 1, n, o.Rate);
             Print(lines, line);
             ours.Add(line);
-            if (o.Rate == 0 && !o.CompareRedis)
+            if (o.Rate == 0 && !compared)
             {
                 // Throughput alone was asked for; also report rate mode, the latency figure.
                 var rate = o.Smoke ? 1_000 : 5_000;
@@ -166,17 +170,18 @@ static async Task RunE2eAsync(BenchOptions o, List<ResultLine> lines)
             }
         }
 
-        if (o.CompareRedis && await RunRedisAsync(o, o.Rate, lines) is { } redis)
+        if ((o.CompareRedis ? await RunRedisAsync(o, o.Rate, lines) : o.CompareNats ? await RunNatsAsync(o, o.Rate, lines) : null) is { } other)
         {
-            theirs.Add(redis);
+            theirs.Add(other);
         }
     }
 
     if (theirs.Count > 0)
     {
-        PrintRoundRatios("round_ratios_vs_redis_streams", ours.Select(l => l.EventsPerSecond), theirs.Select(l => l.EventsPerSecond));
+        var system = o.CompareRedis ? "redis_streams" : "nats_jetstream";
+        PrintRoundRatios($"round_ratios_vs_{system}", ours.Select(l => l.EventsPerSecond), theirs.Select(l => l.EventsPerSecond));
         var ratio = ours.Average(l => l.EventsPerSecond) / theirs.Average(l => l.EventsPerSecond);
-        Console.WriteLine($"ratio_vs_redis_streams={ratio.ToString("0.00", CultureInfo.InvariantCulture)}");
+        Console.WriteLine($"ratio_vs_{system}={ratio.ToString("0.00", CultureInfo.InvariantCulture)}");
     }
 }
 
@@ -349,6 +354,47 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
         var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
         var line = new ResultLine("redis-streams", o.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase) ? "redis-streams-aof-always" : "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
+            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
+            .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
+            .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));
+        Print(lines, line);
+        return line;
+    }
+}
+
+// The e2e workload on NATS JetStream (file storage; its default flush, no fsync per write), with nats-server's own CPU
+// and RSS in the broker columns.
+static async Task<ResultLine?> RunNatsAsync(BenchOptions o, int rate, List<ResultLine> lines)
+{
+    NatsServer nats;
+    try
+    {
+        nats = await NatsServer.StartAsync();
+    }
+    catch (System.ComponentModel.Win32Exception)
+    {
+        Console.WriteLine("scenario=nats-jetstream skipped=nats-server-not-installed (apt-get install nats-server)");
+        return null;
+    }
+
+    await using (nats)
+    {
+        var warm = Stopwatch.StartNew();
+        for (var round = 0; warm.Elapsed < o.Warmup; round++)
+        {
+            await NatsJetStreamWorkload.RunAsync(nats.Port, $"warmup{round}", 20_000, 0);
+        }
+
+        var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
+        var cpuBefore = ProcessStats.CpuTime(nats.Pid);
+        var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clientAllocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        await using var rss = new PeakRss(nats.Pid);
+        var outcome = await NatsJetStreamWorkload.RunAsync(nats.Port, "e2e", n, rate);
+        var cpu = (ProcessStats.CpuTime(nats.Pid) - cpuBefore).TotalMicroseconds / n;
+        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
+        var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
+        var line = new ResultLine("nats-jetstream", "nats-jetstream-file", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
             .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
             .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
             .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));

@@ -6,7 +6,8 @@ namespace HookBroker.BlackBox.Tests;
 /// <summary>
 /// The benchmark program is not a timed test: CI only runs every scenario at a small N (--smoke) and checks that each
 /// printed its result line and lost nothing. The figures themselves are read by people, from a full run. `all` includes
-/// e2e on the Redis engine (its own redis-server), printed as skipped where redis-server is not installed.
+/// e2e on the Redis engine (its own redis-server) and the workload on NATS JetStream (its own nats-server), each printed
+/// as skipped where its server is not installed.
 /// </summary>
 public sealed partial class BenchmarkSmokeTests
 {
@@ -20,7 +21,7 @@ public sealed partial class BenchmarkSmokeTests
         Assert.True(result.ExitCode == 0, result.ToString());
         var lines = result.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var scenarios = lines.Where(l => l.StartsWith("scenario=", StringComparison.Ordinal)).ToList();
-        foreach (var expected in new[] { "scenario=e2e engine=hookbroker-sqlite mode=throughput", "scenario=e2e engine=hookbroker-sqlite mode=rate", "scenario=raise", "scenario=fanout", "scenario=subscribers", "scenario=backlog", "scenario=e2e engine=hookbroker-redis" })
+        foreach (var expected in new[] { "scenario=e2e engine=hookbroker-sqlite mode=throughput", "scenario=e2e engine=hookbroker-sqlite mode=rate", "scenario=raise", "scenario=fanout", "scenario=subscribers", "scenario=backlog", "scenario=e2e engine=hookbroker-redis", "scenario=nats-jetstream" })
         {
             Assert.Contains(scenarios, l => l.StartsWith(expected, StringComparison.Ordinal));
         }
