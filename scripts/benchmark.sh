@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One run of every benchmark scenario, as the README's Performance table reports it: builds the benchmark in Release
 # once, then runs each scenario in turn (one at a time: they share the machine) and prints every result line.
-# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 18 minutes; needs redis-server
+# Extra arguments (e.g. --n 50000 --warmup 5) are passed to every scenario. Takes about 16 minutes; needs redis-server
 # for the Redis Streams comparison and the Redis engine line, nats-server for the NATS JetStream comparison (the
 # scenarios that need one say so and skip without it).
 set -euo pipefail
