@@ -12,8 +12,7 @@ internal sealed record BenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
     bool Smoke,
-    bool CompareRedis,
-    bool CompareNats,
+    string? Compare,
     string Engine,
     string Durability,
     bool Bare,
@@ -50,6 +49,12 @@ internal sealed record BenchOptions(
           --calls C,...      raise: which calls to measure, of sdk, sdk-unary, raw-unary, raw-stream (default all;
                              --bare needs raw-unary)
         """;
+
+    /// <summary>True for <c>--compare redis</c>: Redis Streams runs the same workload, alternately.</summary>
+    public bool CompareRedis => Compare == "redis";
+
+    /// <summary>True for <c>--compare nats</c>: NATS JetStream runs the same workload, alternately.</summary>
+    public bool CompareNats => Compare == "nats";
 
     /// <summary>True for <c>--engine redis</c>: the broker stores in a redis-server this program starts.</summary>
     public bool IsRedisEngine => Engine.Equals("redis", StringComparison.OrdinalIgnoreCase);
@@ -94,6 +99,11 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"unknown --compare '{compare}': redis or nats\n{Usage}");
         }
 
+        if (compare == "nats" && Value("--durability") == "fsync")
+        {
+            throw new ArgumentException($"--durability fsync has its like-for-like setting on Redis (appendfsync always) only: compare it with redis\n{Usage}");
+        }
+
         var rounds = Int("--rounds", 2);
         if (rounds < 1)
         {
@@ -123,8 +133,7 @@ internal sealed record BenchOptions(
             TimeSpan.FromSeconds(Int("--duration", smoke ? 2 : 10)),
             TimeSpan.FromSeconds(Int("--warmup", smoke ? 1 : 10)),
             smoke,
-            compare == "redis",
-            compare == "nats",
+            compare,
             engine,
             Value("--durability") ?? "normal",
             args.Contains("--bare"),

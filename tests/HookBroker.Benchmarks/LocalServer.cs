@@ -62,6 +62,21 @@ internal abstract class LocalServer : IAsyncDisposable
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>Whether something listens on loopback port <paramref name="port"/> (a server that has no health endpoint).</summary>
+    protected static async Task<bool> AcceptsConnectionsAsync(int port)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
     public static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -177,19 +192,7 @@ internal sealed class RedisServer : LocalServer
                 "--dir", server.DataPath, "--appendonly", "yes", "--appendfsync", fsyncAlways ? "always" : "everysec", "--save", "",
             },
         };
-        await server.StartProcessAsync(start, async () =>
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, server.Port);
-                return true;
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
-        });
+        await server.StartProcessAsync(start, () => AcceptsConnectionsAsync(server.Port));
         return server;
     }
 }
@@ -210,19 +213,7 @@ internal sealed class NatsServer : LocalServer
         {
             ArgumentList = { "--jetstream", "--addr", "127.0.0.1", "--port", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--store_dir", server.DataPath },
         };
-        await server.StartProcessAsync(start, async () =>
-        {
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, server.Port);
-                return true;
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
-        });
+        await server.StartProcessAsync(start, () => AcceptsConnectionsAsync(server.Port));
         return server;
     }
 }

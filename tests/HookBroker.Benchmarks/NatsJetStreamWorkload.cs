@@ -31,10 +31,7 @@ internal static class NatsJetStreamWorkload
         var consumer = await new NatsJSContext(reader).CreateOrUpdateConsumerAsync(name, consumerConfig);
 
         var latencies = new Latencies(n);
-        var seen = new bool[n];
-        var distinct = 0;
-        var duplicates = 0L;
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tally = new ArrivalTally(n, latencies);
         using var stop = new CancellationTokenSource();
         var consuming = Task.Run(async () =>
         {
@@ -44,21 +41,7 @@ internal static class NatsJetStreamWorkload
                 {
                     // The send time and the sequence number lead the body, so the consumer need not parse the JSON.
                     var body = message.Data!;
-                    var sequence = BinaryPrimitives.ReadInt32LittleEndian(body.AsSpan(8));
-                    if (!seen[sequence])
-                    {
-                        seen[sequence] = true;
-                        latencies.Add(BinaryPrimitives.ReadInt64LittleEndian(body));
-                        if (++distinct == n)
-                        {
-                            done.TrySetResult();
-                        }
-                    }
-                    else
-                    {
-                        duplicates++;
-                    }
-
+                    tally.Record(BinaryPrimitives.ReadInt32LittleEndian(body.AsSpan(8)), BinaryPrimitives.ReadInt64LittleEndian(body));
                     await message.AckAsync(cancellationToken: stop.Token);
                 }
             }
@@ -88,12 +71,12 @@ internal static class NatsJetStreamWorkload
         }
 
         await AwaitAcksAsync(inFlight);
-        await Task.WhenAny(done.Task, Task.Delay(TimeSpan.FromSeconds(Math.Max(60, n / 2_000.0))));
+        await Task.WhenAny(tally.Done, Task.Delay(TimeSpan.FromSeconds(Math.Max(60, n / 2_000.0))));
         var elapsed = stopwatch.Elapsed;
         await stop.CancelAsync();
         await consuming;
         await js.DeleteStreamAsync(name);
-        return new HookBrokerWorkload.Outcome(n / elapsed.TotalSeconds, latencies, n - distinct, duplicates, elapsed);
+        return new HookBrokerWorkload.Outcome(n / elapsed.TotalSeconds, latencies, n - tally.Distinct, tally.Duplicates, elapsed);
     }
 
     /// <summary>The send time (8 bytes) and the sequence number (4) ahead of the same JSON args the other runs send.</summary>

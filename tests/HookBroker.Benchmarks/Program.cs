@@ -322,13 +322,15 @@ static async Task RunBacklogAsync(BenchOptions o, List<ResultLine> lines)
         .Add("duplicates", duplicates.ToString(CultureInfo.InvariantCulture)));
 }
 
+// The e2e workload on Redis Streams (its own redis-server), or a line saying it was skipped.
 static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<ResultLine> lines)
 {
     RedisServer redis;
+    var fsync = o.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase);
     try
     {
         // Like for like: with --durability fsync, Redis fsyncs every write too (appendfsync always).
-        redis = await RedisServer.StartAsync(o.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase));
+        redis = await RedisServer.StartAsync(fsync);
     }
     catch (System.ComponentModel.Win32Exception)
     {
@@ -338,32 +340,13 @@ static async Task<ResultLine?> RunRedisAsync(BenchOptions o, int rate, List<Resu
 
     await using (redis)
     {
-        var warm = Stopwatch.StartNew();
-        for (var round = 0; warm.Elapsed < o.Warmup; round++)
-        {
-            await RedisStreamsWorkload.RunAsync(redis.Port, $"warmup{round}", 20_000, 0);
-        }
-
-        var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
-        var cpuBefore = ProcessStats.CpuTime(redis.Pid);
-        var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        var clientAllocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-        await using var rss = new PeakRss(redis.Pid);
-        var outcome = await RedisStreamsWorkload.RunAsync(redis.Port, "e2e", n, rate);
-        var cpu = (ProcessStats.CpuTime(redis.Pid) - cpuBefore).TotalMicroseconds / n;
-        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
-        var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
-        var line = new ResultLine("redis-streams", o.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase) ? "redis-streams-aof-always" : "redis-streams-aof-everysec", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
-            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
-            .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
-            .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));
-        Print(lines, line);
-        return line;
+        var engine = fsync ? "redis-streams-aof-always" : "redis-streams-aof-everysec";
+        return await MeasureOtherAsync(o, rate, redis.Pid, "redis-streams", engine, (key, n, r) => RedisStreamsWorkload.RunAsync(redis.Port, key, n, r), lines);
     }
 }
 
-// The e2e workload on NATS JetStream (file storage; its default flush, no fsync per write), with nats-server's own CPU
-// and RSS in the broker columns.
+// The e2e workload on NATS JetStream (its own nats-server; file storage, its default flush, no fsync per write), or a
+// line saying it was skipped.
 static async Task<ResultLine?> RunNatsAsync(BenchOptions o, int rate, List<ResultLine> lines)
 {
     NatsServer nats;
@@ -379,26 +362,33 @@ static async Task<ResultLine?> RunNatsAsync(BenchOptions o, int rate, List<Resul
 
     await using (nats)
     {
-        var warm = Stopwatch.StartNew();
-        for (var round = 0; warm.Elapsed < o.Warmup; round++)
-        {
-            await NatsJetStreamWorkload.RunAsync(nats.Port, $"warmup{round}", 20_000, 0);
-        }
-
-        var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
-        var cpuBefore = ProcessStats.CpuTime(nats.Pid);
-        var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        var clientAllocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-        await using var rss = new PeakRss(nats.Pid);
-        var outcome = await NatsJetStreamWorkload.RunAsync(nats.Port, "e2e", n, rate);
-        var cpu = (ProcessStats.CpuTime(nats.Pid) - cpuBefore).TotalMicroseconds / n;
-        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
-        var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
-        var line = new ResultLine("nats-jetstream", "nats-jetstream-file", rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
-            .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
-            .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
-            .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));
-        Print(lines, line);
-        return line;
+        return await MeasureOtherAsync(o, rate, nats.Pid, "nats-jetstream", "nats-jetstream-file", (name, n, r) => NatsJetStreamWorkload.RunAsync(nats.Port, name, n, r), lines);
     }
+}
+
+// The workload on another system, warmed up as the broker is, then measured: the server's own CPU and RSS in the broker
+// columns, this process's (its client's) beside them.
+static async Task<ResultLine> MeasureOtherAsync(BenchOptions o, int rate, int serverPid, string scenario, string engine, Func<string, int, int, Task<HookBrokerWorkload.Outcome>> run, List<ResultLine> lines)
+{
+    var warm = Stopwatch.StartNew();
+    for (var round = 0; warm.Elapsed < o.Warmup; round++)
+    {
+        await run($"warmup{round}", 20_000, 0);
+    }
+
+    var n = rate > 0 ? (int)(rate * o.Duration.TotalSeconds) : o.Events;
+    var cpuBefore = ProcessStats.CpuTime(serverPid);
+    var clientCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    var clientAllocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+    await using var rss = new PeakRss(serverPid);
+    var outcome = await run("e2e", n, rate);
+    var cpu = (ProcessStats.CpuTime(serverPid) - cpuBefore).TotalMicroseconds / n;
+    var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - clientCpuBefore).TotalMicroseconds / n;
+    var clientAllocated = (GC.GetTotalAllocatedBytes(precise: true) - clientAllocatedBefore) / (double)n;
+    var line = new ResultLine(scenario, engine, rate > 0 ? "rate" : "throughput", outcome.EventsPerSecond, outcome.Latencies.Percentiles(), rss.Peak, cpu, n, outcome.Lost)
+        .Add("duplicates", outcome.Duplicates.ToString(CultureInfo.InvariantCulture))
+        .Add("client_cpu_us_per_event", clientCpu.ToString("0.0", CultureInfo.InvariantCulture))
+        .Add("client_alloc_bytes_per_event", AllocatedText(clientAllocated));
+    Print(lines, line);
+    return line;
 }
