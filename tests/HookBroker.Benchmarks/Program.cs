@@ -89,8 +89,8 @@ static string AllocatedText(double bytesPerEvent) =>
     bytesPerEvent >= 0 ? bytesPerEvent.ToString("0", CultureInfo.InvariantCulture) : "na";
 
 // Rate mode measures the latency of a steady rate: the workload first runs at that rate, unmeasured, for a fifth of the
-// measured run (2 s of 10), so that the measured run does not start on the aftermath of the throughput warm-up (its
-// million events' log still being copied to the database file, Redis rewriting its AOF, heaps sized for full load).
+// measured run (2 s of 10), so that the measured run does not start on the aftermath of the throughput warm-up (the
+// broker's log of a million events still being copied into its database file, a server's heap sized for full load).
 static int SettleEvents(int n, int rate) => rate > 0 ? Math.Max(1, n / 5) : 0;
 
 static async Task<ResultLine> MeasureAsync(BrokerServer broker, GrpcChannel channel, IHookBrokerClient? sdk, bool rawConsumer, string scenario, string engine, string label, int groups, int n, int rate)
