@@ -15,6 +15,9 @@ public sealed class GroupDispatcher : IAsyncDisposable
     private readonly BrokerMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    /// <summary>How far the clock may move while the retry timer is armed before it is armed again (<see cref="ScheduleRetryWake"/>).</summary>
+    private static readonly TimeSpan ArmingTolerance = TimeSpan.FromMilliseconds(1);
+
     private readonly Lock _gate = new();
     private readonly List<WorkerSession> _workers = [];
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -211,23 +214,29 @@ public sealed class GroupDispatcher : IAsyncDisposable
                 return;
             }
 
-            _retryTimer?.Dispose();
-            _retryTimerDue = at;
-            _retryTimer = _time.CreateTimer(
-                static state => ((GroupDispatcher)state!).OnRetryDue(), this, at > now ? at - now : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+            _retryTimer ??= _time.CreateTimer(
+                static state => ((GroupDispatcher)state!).OnRetryDue(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
 
-            // The clock may have moved between reading it and arming the timer, which then counts from the later time:
-            // if the due time has passed meanwhile, do not wait for a timer that may now fire late.
-            if (at > now && _time.GetUtcNow() >= at)
+            // A timer counts from when it is armed, and the clock may move between reading it and arming (another
+            // thread advancing a fake clock by seconds; this thread paused): armed with the earlier reading, the timer
+            // would fire that much late. So arm it again from the moved clock until the clock stood (within a
+            // millisecond) while it was armed; early is harmless (the next lease round arms it again).
+            while (at > now)
             {
-                _retryTimerDue = DateTimeOffset.MaxValue;
-                _retryTimer.Dispose();
-                _retryTimer = null;
+                _retryTimer.Change(at - now, Timeout.InfiniteTimeSpan);
+                var armedAt = _time.GetUtcNow();
+                if (armedAt - now <= ArmingTolerance)
+                {
+                    _retryTimerDue = at;
+                    return;
+                }
+
+                now = armedAt;
             }
-            else
-            {
-                return;
-            }
+
+            // Due already: no timer to wait for.
+            _retryTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _retryTimerDue = DateTimeOffset.MaxValue;
         }
 
         Wake();

@@ -1,5 +1,8 @@
 using Grpc.Core;
 using HookBroker.Protocol.V1;
+using HookBroker.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace HookBroker.Broker.Tests.InProcess;
 
@@ -157,6 +160,31 @@ public sealed class DeliveryRulesTests : IAsyncLifetime
         _broker.Time.Advance(TimeSpan.FromSeconds(1));
         var again = await worker.NextAsync();
         Assert.Equal(2, again.Attempt);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task A_retry_is_delivered_at_its_due_time_when_the_clock_moved_while_the_broker_armed_its_timer()
+    {
+        // The race a test's clock meets when it advances while the dispatcher arms its retry timer: armed with the
+        // reading from before the move, the timer fired that much late, and a retry due at 2 s came at 3 s.
+        var clock = new ClockMovingWhileArming();
+        await using var broker = await BrokerTestHost.StartAsync(configureServices: services =>
+        {
+            clock.Inner = (FakeTimeProvider)services.Last(d => d.ServiceType == typeof(TimeProvider)).ImplementationInstance!;
+            services.AddSingleton<TimeProvider>(clock);
+        });
+        await using var worker = await broker.SubscribeAsync("email-sender", ["user_created"]);
+        await broker.RaiseAsync("user_created");
+        var delivery = await worker.NextAsync();
+
+        clock.MoveWhenNextArmed(TimeSpan.FromSeconds(1));
+        Assert.Equal(SettleStatus.Confirmed, (await worker.NackAsync(delivery, "smtp down", TimeSpan.FromSeconds(2))).Status);
+        await Poll.UntilAsync(() => clock.Moved, TimeSpan.FromSeconds(10), "the retry timer armed", TestContext.Current.CancellationToken);
+
+        // 1 s moved while arming, 1 s more now: the retry is due.
+        broker.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(2, (await worker.NextAsync()).Attempt);
+        Assert.Empty(broker.Logs.Errors);
     }
 
     [Fact(Timeout = 30_000)]
@@ -367,5 +395,57 @@ public sealed class DeliveryRulesTests : IAsyncLifetime
 
         var heartbeat = await worker.NextHeartbeatAsync();
         Assert.Equal(_broker.Time.GetUtcNow(), heartbeat.ServerTime.ToDateTimeOffset());
+    }
+
+    /// <summary>The host's fake clock, which moves forward once, just before the next one-shot timer is armed.</summary>
+    private sealed class ClockMovingWhileArming : TimeProvider
+    {
+        private long _moveTicks;
+        private int _moved;
+
+        public FakeTimeProvider Inner { get; set; } = null!;
+
+        /// <summary>True once the clock moved.</summary>
+        public bool Moved => Volatile.Read(ref _moved) == 1;
+
+        public override TimeZoneInfo LocalTimeZone => Inner.LocalTimeZone;
+
+        public override long TimestampFrequency => Inner.TimestampFrequency;
+
+        /// <summary>Moves the clock by <paramref name="by"/> when a one-shot timer is next created or changed.</summary>
+        public void MoveWhenNextArmed(TimeSpan by) => Interlocked.Exchange(ref _moveTicks, by.Ticks);
+
+        public override DateTimeOffset GetUtcNow() => Inner.GetUtcNow();
+
+        public override long GetTimestamp() => Inner.GetTimestamp();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            MoveIfArming(dueTime, period);
+            return new Timer(this, Inner.CreateTimer(callback, state, dueTime, period));
+        }
+
+        private void MoveIfArming(TimeSpan dueTime, TimeSpan period)
+        {
+            if (period == Timeout.InfiniteTimeSpan && dueTime > TimeSpan.Zero && dueTime != Timeout.InfiniteTimeSpan
+                && Interlocked.Exchange(ref _moveTicks, 0) is > 0 and var ticks)
+            {
+                Inner.Advance(TimeSpan.FromTicks(ticks));
+                Volatile.Write(ref _moved, 1);
+            }
+        }
+
+        private sealed class Timer(ClockMovingWhileArming clock, ITimer inner) : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period)
+            {
+                clock.MoveIfArming(dueTime, period);
+                return inner.Change(dueTime, period);
+            }
+
+            public void Dispose() => inner.Dispose();
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
     }
 }
