@@ -11,13 +11,13 @@ namespace HookBroker.Broker.Core;
 /// </summary>
 public sealed class GroupDispatcher : IAsyncDisposable
 {
+    /// <summary>How far the clock may move while the retry timer is armed before it is armed again (<see cref="ScheduleRetryWake"/>).</summary>
+    private static readonly TimeSpan ArmingTolerance = TimeSpan.FromMilliseconds(1);
+
     private readonly IHookStore _store;
     private readonly BrokerMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    /// <summary>How far the clock may move while the retry timer is armed before it is armed again (<see cref="ScheduleRetryWake"/>).</summary>
-    private static readonly TimeSpan ArmingTolerance = TimeSpan.FromMilliseconds(1);
-
     private readonly Lock _gate = new();
     private readonly List<WorkerSession> _workers = [];
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -220,7 +220,7 @@ public sealed class GroupDispatcher : IAsyncDisposable
             // A timer counts from when it is armed, and the clock may move between reading it and arming (another
             // thread advancing a fake clock by seconds; this thread paused): armed with the earlier reading, the timer
             // would fire that much late. So arm it again from the moved clock until the clock stood (within a
-            // millisecond) while it was armed; early is harmless (the next lease round arms it again).
+            // millisecond) while it was armed. It never fires early: each arming counts from a later time than it read.
             while (at > now)
             {
                 _retryTimer.Change(at - now, Timeout.InfiniteTimeSpan);
