@@ -1,8 +1,6 @@
 using Grpc.Core;
 using HookBroker.Protocol.V1;
 using HookBroker.Tests.Infrastructure;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
 
 namespace HookBroker.Broker.Tests.InProcess;
 
@@ -168,11 +166,7 @@ public sealed class DeliveryRulesTests : IAsyncLifetime
         // The race a test's clock meets when it advances while the dispatcher arms its retry timer: armed with the
         // reading from before the move, the timer fired that much late, and a retry due at 2 s came at 3 s.
         var clock = new ClockMovingWhileArming();
-        await using var broker = await BrokerTestHost.StartAsync(configureServices: services =>
-        {
-            clock.Inner = (FakeTimeProvider)services.Last(d => d.ServiceType == typeof(TimeProvider)).ImplementationInstance!;
-            services.AddSingleton<TimeProvider>(clock);
-        });
+        await using var broker = await BrokerTestHost.StartAsync(configureServices: clock.ReplaceHostClock);
         await using var worker = await broker.SubscribeAsync("email-sender", ["user_created"]);
         await broker.RaiseAsync("user_created");
         var delivery = await worker.NextAsync();
@@ -398,31 +392,21 @@ public sealed class DeliveryRulesTests : IAsyncLifetime
     }
 
     /// <summary>The host's fake clock, which moves forward once, just before the next one-shot timer is armed.</summary>
-    private sealed class ClockMovingWhileArming : TimeProvider
+    private sealed class ClockMovingWhileArming : FakeClockView
     {
         private long _moveTicks;
         private int _moved;
 
-        public FakeTimeProvider Inner { get; set; } = null!;
-
         /// <summary>True once the clock moved.</summary>
         public bool Moved => Volatile.Read(ref _moved) == 1;
-
-        public override TimeZoneInfo LocalTimeZone => Inner.LocalTimeZone;
-
-        public override long TimestampFrequency => Inner.TimestampFrequency;
 
         /// <summary>Moves the clock by <paramref name="by"/> when a one-shot timer is next created or changed.</summary>
         public void MoveWhenNextArmed(TimeSpan by) => Interlocked.Exchange(ref _moveTicks, by.Ticks);
 
-        public override DateTimeOffset GetUtcNow() => Inner.GetUtcNow();
-
-        public override long GetTimestamp() => Inner.GetTimestamp();
-
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
             MoveIfArming(dueTime, period);
-            return new Timer(this, Inner.CreateTimer(callback, state, dueTime, period));
+            return new Timer(this, base.CreateTimer(callback, state, dueTime, period));
         }
 
         private void MoveIfArming(TimeSpan dueTime, TimeSpan period)

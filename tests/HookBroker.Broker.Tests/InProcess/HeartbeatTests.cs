@@ -1,7 +1,5 @@
 using HookBroker.Broker.Core;
 using HookBroker.Protocol.V1;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
 
 namespace HookBroker.Broker.Tests.InProcess;
 
@@ -12,12 +10,8 @@ public sealed class HeartbeatTests : IAsyncLifetime
     private readonly CountingTimeProvider _timers = new();
     private BrokerTestHost _broker = null!;
 
-    public async ValueTask InitializeAsync() => _broker = await BrokerTestHost.StartAsync(configureServices: services =>
-    {
-        // Wrap the host's fake clock to count the timers the broker creates.
-        _timers.Inner = (FakeTimeProvider)services.Last(d => d.ServiceType == typeof(TimeProvider)).ImplementationInstance!;
-        services.AddSingleton<TimeProvider>(_timers);
-    });
+    // The host's fake clock, viewed through a counter of the timers the broker creates.
+    public async ValueTask InitializeAsync() => _broker = await BrokerTestHost.StartAsync(configureServices: _timers.ReplaceHostClock);
 
     public async ValueTask DisposeAsync()
     {
@@ -78,26 +72,16 @@ public sealed class HeartbeatTests : IAsyncLifetime
         Assert.True(heartbeat.ServerTime.ToDateTimeOffset() >= opened + TimeSpan.FromSeconds(25), $"heartbeat at {heartbeat.ServerTime}");
     }
 
-    private sealed class CountingTimeProvider : TimeProvider
+    private sealed class CountingTimeProvider : FakeClockView
     {
         private int _created;
 
-        public FakeTimeProvider Inner { get; set; } = null!;
-
         public int Created => Volatile.Read(ref _created);
-
-        public override TimeZoneInfo LocalTimeZone => Inner.LocalTimeZone;
-
-        public override long TimestampFrequency => Inner.TimestampFrequency;
-
-        public override DateTimeOffset GetUtcNow() => Inner.GetUtcNow();
-
-        public override long GetTimestamp() => Inner.GetTimestamp();
 
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
             Interlocked.Increment(ref _created);
-            return Inner.CreateTimer(callback, state, dueTime, period);
+            return base.CreateTimer(callback, state, dueTime, period);
         }
     }
 }
