@@ -4,7 +4,7 @@ namespace HookBroker.Benchmarks;
 
 /// <summary>Command-line options: <c>&lt;scenario&gt; [--n N] [--rate R] [--duration S] [--warmup S] [--smoke] [--compare redis]
 /// [--rounds R] [--engine sqlite|memory|redis] [--durability normal|fsync] [--bare] [--producer sdk|raw] [--consumer sdk|raw]
-/// [--calls sdk,sdk-unary,raw-unary,raw-stream]</c>.</summary>
+/// [--calls sdk,sdk-unary,raw-unary,raw-stream] [--broker DIR[,DIR]]</c>.</summary>
 internal sealed record BenchOptions(
     string Scenario,
     int Events,
@@ -19,14 +19,18 @@ internal sealed record BenchOptions(
     bool RawProducer,
     bool RawConsumer,
     int Rounds,
-    IReadOnlyList<string> Calls)
+    IReadOnlyList<string> Calls,
+    IReadOnlyList<string> Brokers)
 {
+    /// <summary>In <c>--broker</c>: src/Broker's own build output (Release or Debug, as this program's build).</summary>
+    public const string BuildOutput = "build";
+
     /// <summary>The raise scenario's call kinds, in the order it runs them.</summary>
     public static readonly string[] AllCalls = ["sdk", "sdk-unary", "raw-unary", "raw-stream"];
 
     public const string Usage = """
         usage: HookBroker.Benchmarks <scenario> [options]
-          scenarios: e2e | raise | fanout | subscribers | backlog | redis-streams | nats-jetstream | all
+          scenarios: e2e | raise | fanout | subscribers | backlog | start | redis-streams | nats-jetstream | all
           --n N              events per measured run (default 200000; smoke 2000)
           --rate R           rate mode at R events/s (e2e); without it, throughput mode
           --duration S       rate mode duration in seconds (default 10; smoke 2)
@@ -34,7 +38,7 @@ internal sealed record BenchOptions(
           --smoke            small N, short warm-up (what CI runs)
           --compare redis    e2e: also run the Redis Streams workload, alternately, and print the ratio
           --compare nats     e2e: the same with NATS JetStream (nats-server, file storage)
-          --rounds R         with --compare or --bare: rounds of each system, alternating (default 2); the
+          --rounds R         with --compare or --bare (or start): rounds of each system, alternating (default 2); the
                              ratio is of their means, and each round's ratio is printed before it
           --engine E         sqlite (default) | memory | redis (starts its own redis-server: appendonly yes,
                              appendfsync everysec; the broker on it). `all` also runs e2e on redis
@@ -48,6 +52,9 @@ internal sealed record BenchOptions(
                              generated Subscribe stream acking each batch in one message: the wire protocol alone)
           --calls C,...      raise: which calls to measure, of sdk, sdk-unary, raw-unary, raw-stream (default all;
                              --bare needs raw-unary)
+          --broker DIR       the broker build to run: a folder holding HookBroker.Broker.dll (e.g. a dotnet publish
+                             output), or `build` (default: src/Broker's build output). start takes a comma-separated
+                             list and alternates them round by round (e.g. --broker build,/tmp/r2r)
         """;
 
     /// <summary>True for <c>--compare redis</c>: Redis Streams runs the same workload, alternately.</summary>
@@ -126,6 +133,17 @@ internal sealed record BenchOptions(
             throw new ArgumentException($"--bare compares the broker's raw-unary calls with the bare server's: keep raw-unary in --calls\n{Usage}");
         }
 
+        var brokers = (Value("--broker") ?? BuildOutput).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (brokers.Length == 0 || (brokers.Length > 1 && args[0] != "start"))
+        {
+            throw new ArgumentException($"--broker takes one broker build (a list only with start)\n{Usage}");
+        }
+
+        if (brokers.FirstOrDefault(b => b != BuildOutput && !File.Exists(Path.Combine(b, "HookBroker.Broker.dll"))) is { } missing)
+        {
+            throw new ArgumentException($"--broker {missing}: no HookBroker.Broker.dll there (give a dotnet publish output of src/Broker, or `build`)\n{Usage}");
+        }
+
         return new BenchOptions(
             args[0],
             Int("--n", smoke ? 2_000 : 200_000),
@@ -140,6 +158,7 @@ internal sealed record BenchOptions(
             producer == "raw",
             consumer == "raw",
             rounds,
-            calls);
+            calls,
+            brokers);
     }
 }

@@ -14,11 +14,18 @@ internal abstract class LocalServer : IAsyncDisposable
 
     public string DataPath { get; } = Directory.CreateTempSubdirectory("hookbroker-bench-").FullName;
 
+    /// <summary>When the process was started (a <see cref="Stopwatch"/> timestamp).</summary>
+    public long StartedAt { get; private set; }
+
+    /// <summary>From the process's start to its first ready answer (asked every 10 ms).</summary>
+    public TimeSpan ReadyAfter { get; private set; }
+
     protected async Task StartProcessAsync(ProcessStartInfo start, Func<Task<bool>> ready)
     {
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         start.UseShellExecute = false;
+        StartedAt = Stopwatch.GetTimestamp();
         _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
         _process.OutputDataReceived += (_, _) => { };
         _process.ErrorDataReceived += (_, e) =>
@@ -38,8 +45,10 @@ internal abstract class LocalServer : IAsyncDisposable
                 throw new InvalidOperationException($"{start.FileName} did not become ready (exited: {_process.HasExited})");
             }
 
-            await Task.Delay(100);
+            await Task.Delay(10);
         }
+
+        ReadyAfter = Stopwatch.GetElapsedTime(StartedAt);
     }
 
     public virtual async ValueTask DisposeAsync()
@@ -91,7 +100,7 @@ internal abstract class LocalServer : IAsyncDisposable
     }
 }
 
-/// <summary>The real broker (src/Broker's Release or Debug build output) as users run it.</summary>
+/// <summary>The real broker as users run it: src/Broker's Release or Debug build output, or another build of it (<c>--broker</c>).</summary>
 internal sealed class BrokerServer : LocalServer
 {
     // Reserved together: ports looked up one at a time may come back equal (the broker then refuses to start).
@@ -111,12 +120,14 @@ internal sealed class BrokerServer : LocalServer
     /// (append-only file, fsynced every second; every write with --durability fsync). Throws
     /// <see cref="System.ComponentModel.Win32Exception"/> when redis-server is not installed.
     /// </summary>
-    public static async Task<BrokerServer> StartAsync(BenchOptions options)
+    /// <param name="options">The engine and durability, and the broker build (<see cref="BenchOptions.Brokers"/>).</param>
+    /// <param name="build">The broker build to run instead of the first of <see cref="BenchOptions.Brokers"/>.</param>
+    public static async Task<BrokerServer> StartAsync(BenchOptions options, string? build = null)
     {
         var redis = options.IsRedisEngine ? await RedisServer.StartAsync(options.Durability.Equals("fsync", StringComparison.OrdinalIgnoreCase)) : null;
         try
         {
-            return await StartAsync(options, redis);
+            return await StartAsync(options, build ?? options.Brokers[0], redis);
         }
         catch
         {
@@ -138,11 +149,12 @@ internal sealed class BrokerServer : LocalServer
         }
     }
 
-    private static async Task<BrokerServer> StartAsync(BenchOptions options, RedisServer? redis)
+    private static async Task<BrokerServer> StartAsync(BenchOptions options, string build, RedisServer? redis)
     {
         var server = new BrokerServer { Redis = redis };
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
-        var dll = Path.Combine(RepoRoot(), "src", "Broker", "bin", configuration, "net10.0", "HookBroker.Broker.dll");
+        var folder = build == BenchOptions.BuildOutput ? Path.Combine(RepoRoot(), "src", "Broker", "bin", configuration, "net10.0") : build;
+        var dll = Path.Combine(folder, "HookBroker.Broker.dll");
         var start = new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
         start.Environment["HookBroker__GrpcPort"] = server.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["HookBroker__HttpPort"] = server.HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture);

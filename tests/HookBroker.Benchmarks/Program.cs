@@ -19,7 +19,7 @@ catch (ArgumentException ex)
 }
 
 var lines = new List<ResultLine>();
-var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "subscribers", "backlog", "redis-streams", "nats-jetstream"] : new[] { options.Scenario };
+var scenarios = options.Scenario == "all" ? ["e2e", "raise", "fanout", "subscribers", "backlog", "start", "redis-streams", "nats-jetstream"] : new[] { options.Scenario };
 foreach (var scenario in scenarios)
 {
     switch (scenario)
@@ -44,6 +44,9 @@ foreach (var scenario in scenarios)
             break;
         case "backlog":
             await RunBacklogAsync(options, lines);
+            break;
+        case "start":
+            await RunStartAsync(options, lines);
             break;
         default:
             Console.Error.WriteLine($"unknown scenario '{scenario}'\n{BenchOptions.Usage}");
@@ -137,11 +140,11 @@ static void PrintRoundRatios(string key, IEnumerable<double> ours, IEnumerable<d
     Console.WriteLine($"{key}={string.Join(',', ours.Zip(theirs, (a, b) => (a / b).ToString("0.00", CultureInfo.InvariantCulture)))}");
 
 // Starts the broker for a scenario; with engine redis and no redis-server installed, prints the scenario as skipped.
-static async Task<BrokerServer?> StartBrokerAsync(BenchOptions o, string scenario)
+static async Task<BrokerServer?> StartBrokerAsync(BenchOptions o, string scenario, string? build = null)
 {
     try
     {
-        return await BrokerServer.StartAsync(o);
+        return await BrokerServer.StartAsync(o, build);
     }
     catch (System.ComponentModel.Win32Exception) when (o.IsRedisEngine)
     {
@@ -294,6 +297,93 @@ static async Task RunFanoutAsync(BenchOptions o, List<ResultLine> lines)
     await using var sdk = Sdk(broker, o);
     await WarmUpAsync(channel, broker.Address, sdk, o.RawConsumer, o.Warmup);
     Print(lines, await MeasureAsync(broker, channel, sdk, o.RawConsumer, "fanout", Engine(o), "fanout", 10, Math.Max(1, o.Events / 10), 0));
+}
+
+// The broker's start, cold: a fresh broker process per round (alternating the builds of --broker), timed to its first
+// ready health answer and to its first event raised, delivered and acked; then the e2e workload (raw producer and
+// consumer) from the start for --duration, in chunks, to show how fast it gets to full speed while its JIT compiles.
+// This process warms up first on a broker of its own, so its own JIT is not in the figures.
+static async Task RunStartAsync(BenchOptions o, List<ResultLine> lines)
+{
+    await using (var warm = await StartBrokerAsync(o, "start"))
+    {
+        if (warm is null)
+        {
+            return;
+        }
+
+        using var channel = GrpcChannel.ForAddress(warm.Address);
+        await WarmUpAsync(channel, warm.Address, sdk: null, rawConsumer: true, o.Warmup);
+    }
+
+    var chunk = o.Smoke ? 1_000 : 10_000;
+    for (var round = 0; round < o.Rounds; round++)
+    {
+        foreach (var build in o.Brokers)
+        {
+            await using var broker = await StartBrokerAsync(o, "start", build);
+            if (broker is null)
+            {
+                return;
+            }
+
+            using var channel = GrpcChannel.ForAddress(broker.Address);
+            await using var rss = new PeakRss(broker.Pid);
+            var first = await HookBrokerWorkload.RunAsync(channel, broker.Address, null, rawConsumer: true, $"start{round}-first", 1, 1, 0);
+            var firstEventAfter = Stopwatch.GetElapsedTime(broker.StartedAt);
+            var startCpu = ProcessStats.CpuTime(broker.Pid);
+
+            // Chunks of the e2e workload until --duration has passed, then each second's events/s (of the chunks that
+            // ended in it): the curve to full speed.
+            var ends = new List<TimeSpan>();
+            var lost = first.Lost;
+            var loadStarted = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(loadStarted) < o.Duration)
+            {
+                var outcome = await HookBrokerWorkload.RunAsync(channel, broker.Address, null, rawConsumer: true, $"start{round}-{ends.Count}", 1, chunk, 0);
+                ends.Add(Stopwatch.GetElapsedTime(loadStarted));
+                lost += outcome.Lost;
+            }
+
+            var loaded = ends[^1];
+            var n = (long)chunk * ends.Count;
+            var cpu = (ProcessStats.CpuTime(broker.Pid) - startCpu).TotalMicroseconds / n;
+            var perSecond = PerSecond(ends, chunk);
+
+            Print(lines, new ResultLine("start", Engine(o), "throughput", n / loaded.TotalSeconds, (0, 0, 0), rss.Peak, cpu, n + 1, lost)
+                .Add("build", build == BenchOptions.BuildOutput ? "build-output" : Path.GetFileName(Path.TrimEndingDirectorySeparator(build)))
+                .Add("ready_ms", broker.ReadyAfter.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture))
+                .Add("first_event_ms", firstEventAfter.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture))
+                .Add("start_cpu_ms", startCpu.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture))
+                .Add("first_second_events_per_s", perSecond[0].ToString("0", CultureInfo.InvariantCulture))
+                .Add("events_per_s_by_second", string.Join(',', perSecond.Select(r => (Math.Round(r / 100) * 100).ToString("0", CultureInfo.InvariantCulture)))));
+        }
+    }
+}
+
+// Events/s in each whole second of a run of chunks of `chunk` events that ended at `ends`: the events of the chunks that
+// ended in that second over the time from the previous such end (a second without one is left out).
+static List<double> PerSecond(List<TimeSpan> ends, int chunk)
+{
+    var rates = new List<double>();
+    var from = TimeSpan.Zero;
+    for (int i = 0, second = 1; i < ends.Count; second++)
+    {
+        var count = 0;
+        var last = from;
+        for (; i < ends.Count && ends[i].TotalSeconds <= second; i++, count++)
+        {
+            last = ends[i];
+        }
+
+        if (count > 0)
+        {
+            rates.Add(count * (double)chunk / (last - from).TotalSeconds);
+            from = last;
+        }
+    }
+
+    return rates;
 }
 
 static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)

@@ -21,7 +21,7 @@ public sealed partial class BenchmarkSmokeTests
         Assert.True(result.ExitCode == 0, result.ToString());
         var lines = result.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var scenarios = lines.Where(l => l.StartsWith("scenario=", StringComparison.Ordinal)).ToList();
-        foreach (var expected in new[] { "scenario=e2e engine=hookbroker-sqlite mode=throughput", "scenario=e2e engine=hookbroker-sqlite mode=rate", "scenario=raise", "scenario=fanout", "scenario=subscribers", "scenario=backlog", "scenario=e2e engine=hookbroker-redis", "scenario=nats-jetstream" })
+        foreach (var expected in new[] { "scenario=e2e engine=hookbroker-sqlite mode=throughput", "scenario=e2e engine=hookbroker-sqlite mode=rate", "scenario=raise", "scenario=fanout", "scenario=subscribers", "scenario=backlog", "scenario=start", "scenario=e2e engine=hookbroker-redis", "scenario=nats-jetstream" })
         {
             Assert.Contains(scenarios, l => l.StartsWith(expected, StringComparison.Ordinal));
         }
