@@ -30,7 +30,7 @@ internal abstract class LocalServer : IAsyncDisposable
         _process.OutputDataReceived += (_, _) => { };
         _process.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data is not null)
+            if (e.Data is not null && !IsRoutine(e.Data))
             {
                 Console.Error.WriteLine($"[{start.FileName}] {e.Data}");
             }
@@ -50,6 +50,9 @@ internal abstract class LocalServer : IAsyncDisposable
 
         ReadyAfter = Stopwatch.GetElapsedTime(StartedAt);
     }
+
+    /// <summary>Whether a line the server wrote to stderr is routine (not passed on to this program's stderr).</summary>
+    protected virtual bool IsRoutine(string line) => false;
 
     public virtual async ValueTask DisposeAsync()
     {
@@ -228,4 +231,8 @@ internal sealed class NatsServer : LocalServer
         await server.StartProcessAsync(start, () => AcceptsConnectionsAsync(server.Port));
         return server;
     }
+
+    /// <inheritdoc />
+    /// <remarks>nats-server logs to stderr; its informational lines (the start banner) are left out, warnings and errors kept.</remarks>
+    protected override bool IsRoutine(string line) => line.Contains(" [INF] ", StringComparison.Ordinal);
 }
