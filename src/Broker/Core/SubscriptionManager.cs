@@ -117,7 +117,10 @@ public sealed class SubscriptionManager : IAsyncDisposable
         var policy = _policies.For(start.Group);
         var number = Interlocked.Increment(ref _nextSession);
         var id = string.Create(CultureInfo.InvariantCulture, $"w{number}-{Guid.NewGuid():N}")[..20];
-        var session = new WorkerSession(id, start.Group, start.WorkerName.Length == 0 ? null : start.WorkerName, filter, maxInFlight, policy, _time.GetTimestamp());
+        var session = new WorkerSession(id, start.Group, start.WorkerName.Length == 0 ? null : start.WorkerName, filter, maxInFlight, policy, _time.GetTimestamp())
+        {
+            OmitsConfirmed = start.OmitConfirmed,
+        };
         GroupDispatcher dispatcher;
         lock (_gate)
         {
@@ -150,7 +153,10 @@ public sealed class SubscriptionManager : IAsyncDisposable
     /// <summary>The heartbeat interval of subscriber streams.</summary>
     public TimeSpan HeartbeatInterval => _options.HeartbeatInterval;
 
-    /// <summary>Applies the acks, nacks, extends and rejects of one request and queues a confirmation for each.</summary>
+    /// <summary>
+    /// Applies the acks, nacks, extends and rejects of one request and queues a confirmation for each (for a session that
+    /// omits confirmed ones, only for those that changed nothing or were refused).
+    /// </summary>
     public async Task SettleAsync(WorkerSession session, SubscribeRequest request, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
@@ -161,9 +167,9 @@ public sealed class SubscriptionManager : IAsyncDisposable
             return;
         }
 
-        var confirmations = new List<SettleConfirmation>(count);
+        var confirmations = new List<SettleConfirmation>(session.OmitsConfirmed ? 0 : count);
         var items = new List<SettleItem>(count);
-        var pending = new List<SettleConfirmation>(count);
+        var pending = new List<(string Id, WireSettleKind Kind)>(count);
 
         SettleConfirmation Confirmation(string id, WireSettleKind kind, WireSettleStatus status, string message = "") =>
             new() { DeliveryId = id, Kind = kind, Status = status, Message = message };
@@ -182,7 +188,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
             else
             {
                 items.Add(item(lease, attempt));
-                pending.Add(Confirmation(id, kind, WireSettleStatus.Confirmed));
+                pending.Add((id, kind));
             }
         }
 
@@ -233,25 +239,31 @@ public sealed class SubscriptionManager : IAsyncDisposable
             for (var i = 0; i < results.Count; i++)
             {
                 var item = items[i];
-                var confirmation = pending[i];
+                var (id, kind) = pending[i];
                 if (results[i].Status == SettleStatus.Stale)
                 {
-                    confirmation.Status = WireSettleStatus.Stale;
-                    confirmation.Message = "the lease expired or moved before the settlement arrived; nothing changed";
+                    confirmations.Add(Confirmation(id, kind, WireSettleStatus.Stale, "the lease expired or moved before the settlement arrived; nothing changed"));
                     freed |= session.Forget(item.Lease);
+                    continue;
                 }
-                else if (item.Kind == SettleKind.Extend)
-                {
-                    confirmation.LeaseExpiresAt = Timestamp.FromDateTimeOffset(item.Until);
-                }
-                else
+
+                if (item.Kind != SettleKind.Extend)
                 {
                     freed |= session.Forget(item.Lease);
                     acked += item.Kind == SettleKind.Ack ? 1 : 0;
                     dead += results[i].Outcome?.Kind == OutcomeKind.DeadLettered ? 1 : 0;
                 }
 
-                confirmations.Add(confirmation);
+                if (!session.OmitsConfirmed)
+                {
+                    var confirmed = Confirmation(id, kind, WireSettleStatus.Confirmed);
+                    if (item.Kind == SettleKind.Extend)
+                    {
+                        confirmed.LeaseExpiresAt = Timestamp.FromDateTimeOffset(item.Until);
+                    }
+
+                    confirmations.Add(confirmed);
+                }
             }
 
             _metrics.OnAcked(acked);

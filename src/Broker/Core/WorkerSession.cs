@@ -58,6 +58,9 @@ public sealed class WorkerSession : IDisposable
     /// <summary>Most unsettled deliveries it may hold.</summary>
     public int MaxInFlight { get; }
 
+    /// <summary>Whether settlements that were applied go unconfirmed (<c>SubscribeStart.omit_confirmed</c>): only stale and invalid ones are answered.</summary>
+    public bool OmitsConfirmed { get; init; }
+
     /// <summary>Its group's policy.</summary>
     public GroupPolicy Policy { get; }
 

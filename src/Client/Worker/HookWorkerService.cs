@@ -45,6 +45,8 @@ internal sealed class HookWorkerService(
             Group = settings.Group,
             MaxInFlight = settings.MaxInFlight,
             WorkerName = settings.WorkerName ?? $"{Environment.MachineName}/{Environment.ProcessId}",
+            // The worker reads only the confirmations of settlements that were refused (it logs them).
+            OmitConfirmed = true,
         };
         start.Events.AddRange(labels);
 

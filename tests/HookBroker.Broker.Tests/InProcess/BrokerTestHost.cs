@@ -92,10 +92,10 @@ public sealed class BrokerTestHost : IAsyncDisposable
     }
 
     /// <summary>Opens a worker stream and waits for its <c>subscribed</c> answer.</summary>
-    public async Task<TestWorker> SubscribeAsync(string group, string[] events, int maxInFlight = 100)
+    public async Task<TestWorker> SubscribeAsync(string group, string[] events, int maxInFlight = 100, bool omitConfirmed = false)
     {
         var worker = new TestWorker(Client.Subscribe(cancellationToken: TestContext.Current.CancellationToken));
-        await worker.SubscribeAsync(group, events, maxInFlight);
+        await worker.SubscribeAsync(group, events, maxInFlight, omitConfirmed);
         return worker;
     }
 

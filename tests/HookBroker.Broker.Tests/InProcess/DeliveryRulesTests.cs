@@ -110,6 +110,35 @@ public sealed class DeliveryRulesTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task A_worker_that_omits_confirmed_settlements_is_answered_only_for_those_that_changed_nothing_or_were_refused()
+    {
+        await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"], omitConfirmed: true);
+        await _broker.RaiseAsync("user_created", new { username = "ali" });
+        await _broker.RaiseAsync("user_created", new { username = "bo" });
+        var first = await worker.NextAsync();
+        var second = await worker.NextAsync();
+
+        // Applied, refused, applied: only the refused ack is answered.
+        var request = new SubscribeRequest();
+        request.Acks.Add(first.DeliveryId);
+        request.Acks.Add("not-a-delivery-id");
+        request.Acks.Add(second.DeliveryId);
+        await worker.SendAsync(request);
+        // Then an ack of a lease already settled: answered as stale. Confirmations keep their order on the stream, so
+        // the next two read prove that no CONFIRMED one came between.
+        var again = new SubscribeRequest();
+        again.Acks.Add(first.DeliveryId);
+        await worker.SendAsync(again);
+
+        var refused = await worker.NextConfirmationAsync();
+        Assert.Equal(("not-a-delivery-id", SettleStatus.Invalid), (refused.DeliveryId, refused.Status));
+        var stale = await worker.NextConfirmationAsync();
+        Assert.Equal((first.DeliveryId, SettleStatus.Stale), (stale.DeliveryId, stale.Status));
+        var stats = await _broker.Admin.GetStatsAsync(new GetStatsRequest(), cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal(2UL, stats.Acked);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task An_expired_lease_is_redelivered_and_a_late_ack_is_stale()
     {
         await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"]);

@@ -22,9 +22,9 @@ public sealed class TestWorker : IAsyncDisposable
 
     public Subscribed? Info { get; private set; }
 
-    public async Task SubscribeAsync(string group, string[] events, int maxInFlight)
+    public async Task SubscribeAsync(string group, string[] events, int maxInFlight, bool omitConfirmed = false)
     {
-        var start = new SubscribeStart { Group = group, MaxInFlight = maxInFlight };
+        var start = new SubscribeStart { Group = group, MaxInFlight = maxInFlight, OmitConfirmed = omitConfirmed };
         start.Events.AddRange(events);
         Ended = ReadAsync();
         await SendAsync(new SubscribeRequest { Subscribe = start });
