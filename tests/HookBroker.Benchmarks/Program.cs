@@ -333,8 +333,7 @@ static async Task RunStartAsync(BenchOptions o, List<ResultLine> lines)
             var firstEventAfter = Stopwatch.GetElapsedTime(broker.StartedAt);
             var startCpu = ProcessStats.CpuTime(broker.Pid);
 
-            // Chunks of the e2e workload until --duration has passed, then each second's events/s (of the chunks that
-            // ended in it): the curve to full speed.
+            // Chunks of the e2e workload until --duration has passed, then each second's events/s: the curve to full speed.
             var ends = new List<TimeSpan>();
             var lost = first.Lost;
             var loadStarted = Stopwatch.GetTimestamp();
@@ -361,29 +360,26 @@ static async Task RunStartAsync(BenchOptions o, List<ResultLine> lines)
     }
 }
 
-// Events/s in each whole second of a run of chunks of `chunk` events that ended at `ends`: the events of the chunks that
-// ended in that second over the time from the previous such end (a second without one is left out).
+// Events/s in each second of a run of chunks of `chunk` events that ended at `ends`: each chunk's events spread evenly
+// over its own time (from the previous chunk's end to its end), summed per second; the last, partial second over its
+// own length.
 static List<double> PerSecond(List<TimeSpan> ends, int chunk)
 {
-    var rates = new List<double>();
-    var from = TimeSpan.Zero;
-    for (int i = 0, second = 1; i < ends.Count; second++)
+    var total = ends[^1].TotalSeconds;
+    var events = new double[(int)Math.Ceiling(total)];
+    var from = 0.0;
+    foreach (var end in ends)
     {
-        var count = 0;
-        var last = from;
-        for (; i < ends.Count && ends[i].TotalSeconds <= second; i++, count++)
+        var to = end.TotalSeconds;
+        for (var second = (int)from; second < to; second++)
         {
-            last = ends[i];
+            events[second] += chunk * (Math.Min(to, second + 1) - Math.Max(from, second)) / (to - from);
         }
 
-        if (count > 0)
-        {
-            rates.Add(count * (double)chunk / (last - from).TotalSeconds);
-            from = last;
-        }
+        from = to;
     }
 
-    return rates;
+    return [.. events.Select((count, second) => count / Math.Min(1, total - second))];
 }
 
 static async Task RunSubscribersAsync(BenchOptions o, List<ResultLine> lines)
