@@ -181,13 +181,15 @@ public sealed class GroupDispatcher : IAsyncDisposable
             var deliveries = batch.Deliveries.Select(DeliveryEncoder.Encode).ToList();
             if (!worker.TryAccept(batch.Deliveries, deliveries))
             {
-                // The stream closed between the capacity check and now: hand the leases back at once.
+                // The stream closed between the capacity check and now: hand the leases back at once, even when this
+                // loop is stopping (its group's last worker left): not with the loop's token, or they would wait out
+                // their ack deadline leased to nobody.
                 await _store.ReleaseAsync(
                     Group,
                     [.. batch.Deliveries.Select(d => new ReleaseItem(new LeaseRef(d.EventId, d.LeaseNo), Policy.MaxAttempts))],
                     "worker disconnected before delivery",
                     _time.GetUtcNow(),
-                    cancellationToken);
+                    CancellationToken.None);
                 continue;
             }
 

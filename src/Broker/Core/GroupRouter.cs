@@ -108,6 +108,32 @@ public sealed class GroupRouter
         }
     }
 
+    /// <summary>
+    /// Applies what a subscribe stored (the group's patterns with the worker's added), at once. Subscribes only add
+    /// patterns, so the view keeps the patterns it has beside the record's: the record of one subscribe may arrive after
+    /// that of another worker's, which holds more, and must not take that worker's patterns away.
+    /// </summary>
+    public void Include(GroupRecord group)
+    {
+        lock (_gate)
+        {
+            var groups = _table.Groups;
+            if (groups.TryGetValue(group.Name, out var set))
+            {
+                if (set.HasAll(group.Patterns))
+                {
+                    // Nothing new (say, a worker of a known group came back): keep the view, its route cache and version.
+                    return;
+                }
+
+                PublishLocked(groups.SetItem(group.Name, new PatternSet(set.Patterns.Union(group.Patterns, StringComparer.Ordinal))));
+                return;
+            }
+
+            PublishLocked(groups.SetItem(group.Name, new PatternSet(group.Patterns)));
+        }
+    }
+
     /// <summary>Forgets a deleted group at once.</summary>
     public void Remove(string group)
     {

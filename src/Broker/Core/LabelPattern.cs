@@ -101,13 +101,11 @@ public sealed class PatternSet : ILabelFilter
     public IReadOnlyList<string> Patterns { get; }
 
     /// <summary>True when <paramref name="patterns"/> (without duplicates) are exactly this set's patterns, in any order.</summary>
-    public bool HasExactly(IReadOnlyList<string> patterns)
-    {
-        if (patterns.Count != Patterns.Count)
-        {
-            return false;
-        }
+    public bool HasExactly(IReadOnlyList<string> patterns) => patterns.Count == Patterns.Count && HasAll(patterns);
 
+    /// <summary>True when every one of <paramref name="patterns"/> is among this set's patterns.</summary>
+    public bool HasAll(IReadOnlyList<string> patterns)
+    {
         foreach (var pattern in patterns)
         {
             if (!HasLiteral(pattern) && !Array.Exists(_wildcards, w => string.Equals(w.Text, pattern, StringComparison.Ordinal)))

@@ -112,7 +112,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
         ThrowIfStopping();
         var filter = new PatternSet(start.Events);
         var record = await _store.AddGroupPatternsAsync(start.Group, filter.Patterns.ToList(), _time.GetUtcNow(), cancellationToken);
-        _router.Apply(record);
+        _router.Include(record);
 
         var policy = _policies.For(start.Group);
         var number = Interlocked.Increment(ref _nextSession);
@@ -130,9 +130,12 @@ public sealed class SubscriptionManager : IAsyncDisposable
             {
                 _groups[start.Group] = dispatcher = new GroupDispatcher(start.Group, policy, _store, _metrics, _time, _logger);
             }
+
+            // Under the lock that CloseAsync removes an emptied dispatcher with: a dispatcher found here is never one
+            // that the group's last worker is taking down (its loop stopped, it would never deliver to this session).
+            dispatcher.Add(session);
         }
 
-        dispatcher.Add(session);
         BrokerLog.WorkerSubscribed(_logger, id, session.Name ?? "-", start.Group, string.Join(",", filter.Patterns), maxInFlight);
         return session;
     }
@@ -442,6 +445,13 @@ public sealed class SubscriptionManager : IAsyncDisposable
         if (value.Seconds < 0 || value.Nanos < 0 || value.Nanos >= 1_000_000_000)
         {
             return $"{field} must not be negative";
+        }
+
+        // Seconds first: the wire lets a client send seconds past a Duration's valid range (±315,576,000,000), which
+        // ToTimeSpan refuses by throwing; over the limit is over it, whatever the range.
+        if (value.Seconds > (long)max.TotalSeconds)
+        {
+            return $"{field} {value.Seconds}s is longer than the limit of {max.TotalSeconds:0}s";
         }
 
         duration = value.ToTimeSpan();

@@ -9,14 +9,19 @@ namespace HookBroker.Broker.Core;
 
 /// <summary>
 /// One worker's subscriber stream: the leases it holds (never more than its max in-flight), and what waits to be sent
-/// to it. Deliveries and confirmations queued while the stream writes are merged into one response message, so every
-/// leg of the stream batches.
+/// to it. Deliveries and confirmations queued while the stream writes are merged into one response message (of up to
+/// <see cref="MaxResponseBytes"/>), so every leg of the stream batches.
 /// </summary>
 public sealed class WorkerSession : IDisposable
 {
     /// <summary>Confirmations queued beyond this make the request reader wait for the writer (a client that never reads
     /// its responses cannot grow the broker's memory).</summary>
     public const int MaxQueuedConfirmations = 10_000;
+
+    /// <summary>A response message holds deliveries and confirmations up to about this many bytes; what is queued beyond
+    /// goes in the next one. gRPC clients refuse messages over 4 MiB unless told otherwise, and one delivery always fits
+    /// (args are capped below that): a delivery larger than this bound still goes, alone.</summary>
+    public const int MaxResponseBytes = 1 << 20;
 
     private readonly Lock _gate = new();
     private readonly Dictionary<long, HeldLease> _held = [];
@@ -180,7 +185,7 @@ public sealed class WorkerSession : IDisposable
     }
 
     /// <summary>
-    /// The next message to send: everything queued, merged; a heartbeat once <see cref="HeartbeatIfSilent"/> found the
+    /// The next message to send: what is queued, merged up to <see cref="MaxResponseBytes"/>; a heartbeat once <see cref="HeartbeatIfSilent"/> found the
     /// stream silent; null once the session was aborted.
     /// </summary>
     internal async Task<RawSubscribeResponse?> NextAsync(TimeProvider time, CancellationToken cancellationToken)
@@ -284,12 +289,54 @@ public sealed class WorkerSession : IDisposable
             }
 
             var message = new RawSubscribeResponse();
-            message.Deliveries.AddRange(_deliveries);
-            message.Confirmations.AddRange(_confirmations);
-            _deliveries.Clear();
-            _confirmations.Clear();
-            _roomForConfirmations.TrySetResult();
+            var bytes = 0;
+            var deliveries = CountWithin(_deliveries, ref bytes);
+            var confirmations = CountWithin(_confirmations, ref bytes);
+            Move(_deliveries, deliveries, message.Deliveries);
+            Move(_confirmations, confirmations, message.Confirmations);
+            if (_confirmations.Count < MaxQueuedConfirmations)
+            {
+                _roomForConfirmations.TrySetResult();
+            }
+
             return message;
+        }
+    }
+
+    /// <summary>How many of <paramref name="queued"/>, from the first, fit in a message that already holds
+    /// <paramref name="bytes"/>; at least one when the message is still empty.</summary>
+    private static int CountWithin<T>(List<T> queued, ref int bytes)
+        where T : Google.Protobuf.IMessage
+    {
+        var count = 0;
+        foreach (var item in queued)
+        {
+            // The item, its field tag and its length prefix.
+            var size = item.CalculateSize() + 6;
+            if (bytes > 0 && bytes + size > MaxResponseBytes)
+            {
+                break;
+            }
+
+            bytes += size;
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>Moves the first <paramref name="count"/> of <paramref name="queued"/> into <paramref name="field"/>.</summary>
+    private static void Move<T>(List<T> queued, int count, Google.Protobuf.Collections.RepeatedField<T> field)
+    {
+        if (count == queued.Count)
+        {
+            field.AddRange(queued);
+            queued.Clear();
+        }
+        else if (count > 0)
+        {
+            field.AddRange(queued.GetRange(0, count));
+            queued.RemoveRange(0, count);
         }
     }
 

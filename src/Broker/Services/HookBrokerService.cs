@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Grpc.Core;
 using HookBroker.Broker.Core;
 using HookBroker.Wire;
@@ -106,10 +107,13 @@ internal sealed class HookBrokerService(
             var first = await Task.WhenAny(writer, reader);
             await ended.CancelAsync();
             await Task.WhenAll(writer, reader).ContinueWith(static _ => { }, TaskScheduler.Default);
-            // Surface a protocol error of the reader (e.g. a second subscribe) to the client.
-            if (first == reader && reader.Exception?.InnerException is BrokerException refused)
+            // Surface the reader's failure to the client: a protocol error (e.g. a second subscribe) with its own status,
+            // storage failing under a settlement as UNAVAILABLE, anything else as INTERNAL (MapFailuresAsync), never as OK.
+            // A client that reset its stream (IOException, the call cancelled) is the transport's business.
+            if (first == reader && reader.Exception?.InnerException is { } failure
+                && (failure is BrokerException || (failure is not IOException && !context.CancellationToken.IsCancellationRequested)))
             {
-                throw refused;
+                ExceptionDispatchInfo.Throw(failure);
             }
         }
         finally

@@ -20,6 +20,9 @@ internal sealed partial class RaiseStreamCall : IDisposable
     /// <summary>Wait-mode raises waiting at once; beyond it the call stops reading (backpressure).</summary>
     public const int MaxWaiting = 10_000;
 
+    /// <summary>A response message holds ready results up to about this many bytes.</summary>
+    public const int MaxResponseBytes = 1 << 20;
+
     private readonly RaiseCoordinator _raises;
     private readonly ServerCallContext _context;
     private readonly CancellationToken _stopWaiting;
@@ -54,12 +57,12 @@ internal sealed partial class RaiseStreamCall : IDisposable
                 Track(StoreBatchAsync(items));
             }
 
-            await DrainAsync();
+            await WaitForPendingAsync(observeFailures: true);
         }
         catch (OperationCanceledException) when (_stopWaiting.IsCancellationRequested && !call.IsCancellationRequested)
         {
             // The broker is stopping: answer what was stored, then send the client elsewhere.
-            await DrainAsync();
+            await WaitForPendingAsync(observeFailures: true);
             _results.Writer.TryComplete();
             await writer;
             throw BrokerException.ShuttingDown();
@@ -67,6 +70,9 @@ internal sealed partial class RaiseStreamCall : IDisposable
         finally
         {
             _results.Writer.TryComplete();
+            // The call may end early (the client cancelled or reset it): let every batch and wait still running finish
+            // first (they watch the call's token), so each unregisters what it registered and none outlives the call.
+            await WaitForPendingAsync(observeFailures: false);
         }
 
         await writer;
@@ -161,8 +167,11 @@ internal sealed partial class RaiseStreamCall : IDisposable
         }
     }
 
-    /// <summary>Waits for every batch and wait, including those that batches start while draining.</summary>
-    private async Task DrainAsync()
+    /// <summary>
+    /// Waits for every batch and wait, including those that batches start while draining; with
+    /// <paramref name="observeFailures"/> false, their failures (the call's end) are not thrown.
+    /// </summary>
+    private async Task WaitForPendingAsync(bool observeFailures)
     {
         while (true)
         {
@@ -178,7 +187,8 @@ internal sealed partial class RaiseStreamCall : IDisposable
                 return;
             }
 
-            await Task.WhenAll(pending);
+            var all = Task.WhenAll(pending);
+            await (observeFailures ? all : all.ContinueWith(static _ => { }, TaskScheduler.Default));
         }
     }
 
@@ -187,10 +197,14 @@ internal sealed partial class RaiseStreamCall : IDisposable
         var reader = _results.Reader;
         while (await reader.WaitToReadAsync(cancellationToken))
         {
+            // Ready results in one message, up to about 1 MiB (gRPC clients refuse messages over 4 MiB by default, and
+            // a wait-mode result carries its groups' errors).
             var message = new RaiseStreamResponse();
-            while (message.Results.Count < 10_000 && reader.TryRead(out var result))
+            var bytes = 0;
+            while (bytes < MaxResponseBytes && reader.TryRead(out var result))
             {
                 message.Results.Add(result);
+                bytes += result.CalculateSize() + 6;
             }
 
             await responseStream.WriteAsync(message, cancellationToken);

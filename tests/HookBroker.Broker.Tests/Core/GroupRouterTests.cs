@@ -37,6 +37,25 @@ public sealed class GroupRouterTests
     }
 
     [Fact]
+    public void A_subscribes_record_that_arrives_after_a_fuller_one_takes_no_pattern_away()
+    {
+        // Two workers of a group subscribe at once: storage answers the first with {p1} and the second with {p1, p2},
+        // and the first answer reaches the router last.
+        var router = new GroupRouter();
+        router.Include(new GroupRecord("email", ["user_created", "user.*"]));
+        var version = router.Version;
+
+        router.Include(new GroupRecord("email", ["user_created"]));
+
+        Assert.Equal(["email"], router.Route("user.renamed"));
+        Assert.Equal(version, router.Version);
+        router.Include(new GroupRecord("email", ["billing.>"]));
+        Assert.Equal(["email"], router.Route("billing.paid"));
+        Assert.Equal(["email"], router.Route("user.renamed"));
+        Assert.Equal(version + 1, router.Version);
+    }
+
+    [Fact]
     public void A_reload_that_says_what_the_view_holds_keeps_it()
     {
         var router = new GroupRouter();

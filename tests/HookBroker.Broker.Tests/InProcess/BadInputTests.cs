@@ -468,6 +468,36 @@ public sealed class BadInputTests : IAsyncLifetime
         Assert.Equal(_broker.Time.GetUtcNow() + TimeSpan.FromHours(1), allowed.LeaseExpiresAt.ToDateTimeOffset());
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task Durations_past_their_valid_range_are_invalid_items_and_the_acks_beside_them_still_apply()
+    {
+        await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"]);
+        await _broker.RaiseAsync("user_created", new { n = 1 });
+        await _broker.RaiseAsync("user_created", new { n = 2 });
+        await _broker.RaiseAsync("user_created", new { n = 3 });
+        var deliveries = await worker.TakeAsync(3);
+
+        // Past a Duration's valid range (±315,576,000,000 s), which the wire does not stop a client from sending.
+        var huge = new Duration { Seconds = 400_000_000_000 };
+        var request = new SubscribeRequest { Acks = { deliveries[0].DeliveryId } };
+        request.Nacks.Add(new Nack { DeliveryId = deliveries[1].DeliveryId, Delay = huge, Error = "x" });
+        request.Extends.Add(new Extend { DeliveryId = deliveries[2].DeliveryId, Lease = huge });
+        await worker.SendAsync(request);
+
+        var answers = new[] { await worker.NextConfirmationAsync(), await worker.NextConfirmationAsync(), await worker.NextConfirmationAsync() }
+            .ToDictionary(c => c.DeliveryId);
+        Assert.Equal(SettleStatus.Confirmed, answers[deliveries[0].DeliveryId].Status);
+        Assert.Equal(SettleStatus.Invalid, answers[deliveries[1].DeliveryId].Status);
+        Assert.Contains("nack.delay 400000000000s is longer than the limit of 86400s", answers[deliveries[1].DeliveryId].Message, StringComparison.Ordinal);
+        Assert.Equal(SettleStatus.Invalid, answers[deliveries[2].DeliveryId].Status);
+        Assert.Contains("extend.lease 400000000000s is longer than the limit of 3600s", answers[deliveries[2].DeliveryId].Message, StringComparison.Ordinal);
+
+        // The stream goes on, and the refused items changed nothing.
+        Assert.False(worker.Ended.IsCompleted);
+        Assert.Equal(SettleStatus.Confirmed, (await worker.AckAsync(deliveries[1])).Status);
+        Assert.Equal(SettleStatus.Confirmed, (await worker.AckAsync(deliveries[2])).Status);
+    }
+
     // ---- Admin ---------------------------------------------------------------------------------------------------
 
     [Theory(Timeout = 30_000)]

@@ -139,6 +139,29 @@ public sealed class DeliveryRulesTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Deliveries_leased_together_beyond_a_clients_4_MiB_message_limit_arrive_in_several_messages()
+    {
+        // 24 events of ~200 KB of args wait; the worker may hold 100, so one lease round takes them all. Merged into one
+        // message they would be ~4.8 MB, over the 4 MiB a gRPC client (this test's included) accepts by default.
+        await using (await _broker.SubscribeAsync("email-sender", ["user_created"], maxInFlight: 1))
+        {
+        }
+
+        var blob = new string('x', 200_000);
+        for (var i = 0; i < 24; i++)
+        {
+            await _broker.RaiseAsync("user_created", new { n = i, blob });
+        }
+
+        await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"], maxInFlight: 100);
+        var deliveries = await worker.TakeAsync(24);
+
+        Assert.Equal(24, deliveries.Select(d => d.EventId).Distinct(StringComparer.Ordinal).Count());
+        Assert.All(deliveries, d => Assert.Equal(1, d.Attempt));
+        Assert.False(worker.Ended.IsCompleted);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task An_expired_lease_is_redelivered_and_a_late_ack_is_stale()
     {
         await using var worker = await _broker.SubscribeAsync("email-sender", ["user_created"]);

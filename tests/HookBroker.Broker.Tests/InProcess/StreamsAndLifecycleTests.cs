@@ -162,6 +162,38 @@ public sealed class StreamsAndLifecycleTests : IAsyncLifetime
         Assert.False(await call.ResponseStream.MoveNext(TestContext.Current.CancellationToken));
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task RaiseStream_refuses_a_wait_timeout_past_a_Durations_range_alone_and_stores_the_items_beside_it()
+    {
+        await MakeOfflineGroupAsync(_broker, "email-sender", "user_created");
+        using var call = _broker.Client.RaiseStream(cancellationToken: TestContext.Current.CancellationToken);
+
+        await call.RequestStream.WriteAsync(
+            new RaiseStreamRequest
+            {
+                Items =
+                {
+                    new RaiseItem { Sequence = 1, Raise = new RaiseRequest { Event = "user_created" } },
+                    new RaiseItem { Sequence = 2, Raise = new RaiseRequest { Event = "user_created", WaitTimeout = new Duration { Seconds = 400_000_000_000 } } },
+                },
+            },
+            TestContext.Current.CancellationToken);
+        await call.RequestStream.CompleteAsync();
+
+        var results = new List<RaiseResult>();
+        while (await call.ResponseStream.MoveNext(TestContext.Current.CancellationToken))
+        {
+            results.AddRange(call.ResponseStream.Current.Results);
+        }
+
+        var bySequence = results.ToDictionary(r => r.Sequence);
+        Assert.Equal((int)StatusCode.OK, bySequence[1].Status.Code);
+        Assert.NotEmpty(bySequence[1].Response.EventId);
+        Assert.Equal((int)StatusCode.InvalidArgument, bySequence[2].Status.Code);
+        Assert.Contains("wait_timeout 400000000000s is longer than the limit of 300s", bySequence[2].Status.Message, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+
     // ---- WatchInterest -------------------------------------------------------------------------------------------
 
     [Fact(Timeout = 30_000)]

@@ -281,6 +281,18 @@ public sealed class WaitModeTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task A_wait_timeout_past_a_Durations_range_is_invalid_argument_naming_the_limit()
+    {
+        await MakeOfflineGroupAsync("email-sender", "user_created");
+        var request = new RaiseRequest { Event = "user_created", WaitTimeout = new Duration { Seconds = 400_000_000_000 } };
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => _broker.Client.RaiseAsync(request, cancellationToken: TestContext.Current.CancellationToken).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("wait_timeout 400000000000s is longer than the limit of 300s", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task A_wait_timeout_over_five_minutes_is_invalid_argument_naming_the_limit()
     {
         await MakeOfflineGroupAsync("email-sender", "user_created");
