@@ -91,7 +91,7 @@ internal sealed class SubscriptionSession : IDisposable
         using var stopExtending = new CancellationTokenSource();
         var reader = ReadAsync();
         var writer = WriteAsync();
-        var extender = ExtendAsync(stopTaking.Token, stopExtending.Token);
+        var extender = ExtendAsync(stopExtending.Token);
         var handlers = new Task[options.MaxConcurrency];
         for (var i = 0; i < handlers.Length; i++)
         {
@@ -314,9 +314,9 @@ internal sealed class SubscriptionSession : IDisposable
         }
 
         Settlement settlement;
+        AsyncServiceScope? scope = null;
         using (args)
         {
-            AsyncServiceScope? scope = null;
             try
             {
                 var context = new HookContext(
@@ -357,11 +357,22 @@ internal sealed class SubscriptionSession : IDisposable
                 WorkerLog.HandlerFailed(logger, e, delivery.Event, delivery.EventId, delivery.Attempt);
                 settlement = Settlement.Nack(id, $"{e.GetType().Name}: {e.Message}");
             }
-            finally
+        }
+
+        if (scope is { } created)
+        {
+            try
             {
-                if (scope is { } created)
+                await created.DisposeAsync();
+            }
+#pragma warning disable CA1031 // The scope's services end the hook's work (say, a unit of work that commits on dispose): their failure is the hook's.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                WorkerLog.HandlerFailed(logger, e, delivery.Event, delivery.EventId, delivery.Attempt);
+                if (settlement.Kind == SettleKind.Ack)
                 {
-                    await created.DisposeAsync();
+                    settlement = Settlement.Nack(id, $"{e.GetType().Name}: {e.Message}");
                 }
             }
         }
@@ -373,7 +384,7 @@ internal sealed class SubscriptionSession : IDisposable
     private ValueTask SettleIfHeldAsync(HeldLease lease, Settlement settlement) =>
         held.TryRemove(lease) ? TrySettleAsync(settlement) : ValueTask.CompletedTask;
 
-    private async Task ExtendAsync(CancellationToken stopTaking, CancellationToken cancellationToken)
+    private async Task ExtendAsync(CancellationToken cancellationToken)
     {
         var interval = TimeSpan.FromTicks(Math.Clamp(ackDeadline.Ticks / 4, TimeSpan.FromMilliseconds(50).Ticks, TimeSpan.FromSeconds(30).Ticks));
         using var timer = new PeriodicTimer(interval, time);
@@ -382,15 +393,11 @@ internal sealed class SubscriptionSession : IDisposable
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 var now = time.GetUtcNow();
+                // Deliveries waiting for a handler too, also while stopping: one that will not start here goes back to
+                // the group when the stream closes, released at once, rather than expiring first (an expiry counts a
+                // failed attempt, and the broker could lease the event again to this draining stream).
                 foreach (var lease in held.Snapshot(startedOnly: false))
                 {
-                    if (!lease.Started && stopTaking.IsCancellationRequested)
-                    {
-                        // Stopping: a delivery that will not start here goes back to the group when its lease ends
-                        // or the stream closes, whichever comes first.
-                        continue;
-                    }
-
                     // Extend once less than half the ack deadline is left; a full channel just waits for the next tick.
                     if (lease.EndsAt - now <= ackDeadline / 2 && settlements.Writer.TryWrite(Settlement.Extend(lease.Delivery.DeliveryId)))
                     {
