@@ -226,6 +226,72 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task After_a_failed_batch_a_lease_kept_from_before_it_is_never_leased_again_once_settled()
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        await store.AppendAsync([Event("a", "g1")], T0, Ct);
+        var kept = Assert.Single((await LeaseAsync(store, "g1", max: 1, At(1))).Deliveries);
+        await store.AppendAsync([Event("b", "g1")], T0, Ct);
+
+        // A batch fails: the store rebuilds its state from the database, keeping the lease committed before it.
+        await Assert.ThrowsAsync<InvalidOperationException>(
+            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+
+        // The kept lease is acked; the next lease takes "b" only, never the acked "a" again.
+        Assert.Equal(SettleStatus.Confirmed, Assert.Single(await store.SettleAsync("g1", [Ack(kept)], At(3), Ct)).Status);
+        var next = Assert.Single((await LeaseAsync(store, "g1", max: 10, At(4))).Deliveries);
+        Assert.Equal("b", next.Label);
+        Assert.Empty((await LeaseAsync(store, "g1", max: 10, At(5))).Deliveries);
+        Assert.Equal(1, (await StatsAsync(store, "g1")).InFlight);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task After_a_failed_batch_a_lease_kept_from_before_it_is_left_to_its_worker_by_the_retention_look()
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        await store.AppendAsync([Event("a", "g1")], T0, Ct);
+        // Leased until after the events' retention (a day): only the worker's ack or its lease's end may finish it.
+        var kept = Assert.Single((await store.LeaseAsync(new LeaseRequest("g1", "w", new AllLabels(), 1, At(1), At(200_000)), Ct)).Deliveries);
+        await store.AppendAsync([Event("b", "g1")], T0, Ct);
+        await Assert.ThrowsAsync<InvalidOperationException>(
+            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+
+        // Past the retention: "b", never delivered, expires; "a" is leased and stays with its worker.
+        var expiry = await store.ExpireAsync(At(86_401), new FixedPolicies(5), 100, Ct);
+        Assert.Equal(["b"], expiry.Outcomes.Select(o => o.EventId == kept.EventId ? "a" : "b"));
+        Assert.Equal(1, (await StatsAsync(store, "g1")).DeadLetters);
+        Assert.Equal(1, (await StatsAsync(store, "g1")).InFlight);
+        Assert.Equal(SettleStatus.Confirmed, Assert.Single(await store.SettleAsync("g1", [Ack(kept)], At(86_402), Ct)).Status);
+        await store.ExpireAsync(At(86_403), new FixedPolicies(5), 100, Ct);
+        Assert.Empty((await LeaseAsync(store, "g1", max: 10, At(86_404))).Deliveries);
+        Assert.Equal(0, (await StatsAsync(store, "g1")).InFlight);
+        Assert.Equal(1, (await StatsAsync(store, "g1")).DeadLetters);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task After_a_failed_batch_a_kept_lease_nacked_comes_back_once_from_its_row()
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        await store.AppendAsync([Event("a", "g1")], T0, Ct);
+        var kept = Assert.Single((await LeaseAsync(store, "g1", max: 1, At(1))).Deliveries);
+        await store.AppendAsync([Event("b", "g1")], T0, Ct);
+        await Assert.ThrowsAsync<InvalidOperationException>(
+            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+
+        var nack = new SettleItem(new LeaseRef(kept.EventId, kept.LeaseNo), SettleKind.Nack, At(3), "try later", 5);
+        Assert.Equal(SettleStatus.Confirmed, Assert.Single(await store.SettleAsync("g1", [nack], At(3), Ct)).Status);
+
+        var leased = (await LeaseAsync(store, "g1", max: 10, At(4))).Deliveries;
+        Assert.Equal(["a", "b"], leased.Select(d => d.Label).Order(StringComparer.Ordinal));
+        Assert.Equal(2, leased.Single(d => d.Label == "a").Attempt);
+        Assert.Empty((await LeaseAsync(store, "g1", max: 10, At(5))).Deliveries);
+        Assert.Equal(2, (await StatsAsync(store, "g1")).InFlight);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Leases_take_the_newest_events_from_memory_as_stored_and_older_ones_from_the_database()
     {
         // Four events kept in memory: of twelve, the oldest eight are read back from the database.
@@ -370,6 +436,11 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     private sealed class AllLabels : ILabelFilter
     {
         public bool Matches(string label) => true;
+    }
+
+    private sealed class FixedPolicies(int maxAttempts) : IGroupPolicies
+    {
+        public int MaxAttempts(string group) => maxAttempts;
     }
 
     private sealed class ThrowingFilter : ILabelFilter

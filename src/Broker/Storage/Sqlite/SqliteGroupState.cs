@@ -130,16 +130,17 @@ internal sealed class SqliteGroupState(long id, string name, List<string> patter
     /// <summary>Adds a lease (fresh ones in increasing event id order, as the scan hands them out).</summary>
     public void AddLease(SqliteLease lease)
     {
+        // Checked before anything changes: a refused lease leaves no trace (a half-added one would outlive a rollback).
+        if (!lease.HasRow && lease.EventId <= _lastFreshLease)
+        {
+            throw new InvalidOperationException($"SQLite store: fresh lease of event {lease.EventId} is out of order in group '{Name}'.");
+        }
+
         Leases.Add(lease.EventId, lease);
         Schedule.Add(lease);
         if (lease.HasRow)
         {
             return;
-        }
-
-        if (lease.EventId <= _lastFreshLease)
-        {
-            throw new InvalidOperationException($"SQLite store: fresh lease of event {lease.EventId} is out of order in group '{Name}'.");
         }
 
         _lastFreshLease = lease.EventId;

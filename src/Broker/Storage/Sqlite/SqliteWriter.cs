@@ -288,6 +288,16 @@ internal sealed class SqliteWriter : IDisposable
                 }
             }
 
+            // The scan handed the kept fresh leases out before the failed batch, but the state read back puts each
+            // group's scan position before them (their events are delivered, not done), and a lease that ends marks
+            // its event done in memory only. So every event read back is checked against its marks when the scan or
+            // the retention look reaches it, as after an open: a lease ended since is passed, never leased again.
+            var head = _nextEventId - 1;
+            foreach (var group in _groupsById.Values)
+            {
+                group.MarkedBeforeOpen = Math.Max(group.MarkedBeforeOpen, head);
+            }
+
             Commit();
         }
         catch
@@ -1011,7 +1021,8 @@ internal sealed class SqliteWriter : IDisposable
 
                 read++;
                 var id = reader.GetInt64(0);
-                if (id <= group.MarkedBeforeOpen && group.Marks.IsDone(id))
+                // Finished, or (after a failed batch, see Recover) a lease kept from before it: its worker has it.
+                if ((id <= group.MarkedBeforeOpen && group.Marks.IsDone(id)) || group.Leases.ContainsKey(id))
                 {
                     scanned = id;
                     passed++;
