@@ -1,20 +1,11 @@
-using System.Collections.Concurrent;
-using System.Threading.Channels;
-using Google.Protobuf;
-using Grpc.Core;
-using HookBroker.Client.Internal;
-using HookBroker.Protocol.V1;
 using HookBroker.Tests.Infrastructure;
-using HookBroker.Wire;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace HookBroker.Client.Unit.Tests;
 
 /// <summary>
 /// The worker's settlement writer gathers the acks of deliveries still being handled into one message, within its
 /// linger, and never holds an ack back longer than that for a hook that is still running. Drives a real
-/// <see cref="SubscriptionSession"/> over an in-memory stream that records every request message.
+/// <see cref="Internal.SubscriptionSession"/> over an in-memory stream that records every request message.
 /// </summary>
 public sealed class SettlementBatchingTests
 {

@@ -180,17 +180,12 @@ public sealed class StreamsAndLifecycleTests : IAsyncLifetime
             TestContext.Current.CancellationToken);
         await call.RequestStream.CompleteAsync();
 
-        var results = new List<RaiseResult>();
-        while (await call.ResponseStream.MoveNext(TestContext.Current.CancellationToken))
-        {
-            results.AddRange(call.ResponseStream.Current.Results);
-        }
-
-        var bySequence = results.ToDictionary(r => r.Sequence);
+        var bySequence = (await ReadResultsAsync(call, 2)).ToDictionary(r => r.Sequence);
         Assert.Equal((int)StatusCode.OK, bySequence[1].Status.Code);
         Assert.NotEmpty(bySequence[1].Response.EventId);
         Assert.Equal((int)StatusCode.InvalidArgument, bySequence[2].Status.Code);
         Assert.Contains("wait_timeout 400000000000s is longer than the limit of 300s", bySequence[2].Status.Message, StringComparison.Ordinal);
+        Assert.False(await call.ResponseStream.MoveNext(TestContext.Current.CancellationToken));
         Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
     }
 

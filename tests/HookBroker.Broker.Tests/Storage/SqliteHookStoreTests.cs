@@ -228,15 +228,8 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     [Fact(Timeout = 30_000)]
     public async Task After_a_failed_batch_a_lease_kept_from_before_it_is_never_leased_again_once_settled()
     {
-        var store = await OpenAsync("db");
-        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
-        await store.AppendAsync([Event("a", "g1")], T0, Ct);
-        var kept = Assert.Single((await LeaseAsync(store, "g1", max: 1, At(1))).Deliveries);
-        await store.AppendAsync([Event("b", "g1")], T0, Ct);
-
         // A batch fails: the store rebuilds its state from the database, keeping the lease committed before it.
-        await Assert.ThrowsAsync<InvalidOperationException>(
-            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+        var (store, kept) = await KeptLeaseAfterAFailedBatchAsync(leaseUntil: At(31));
 
         // The kept lease is acked; the next lease takes "b" only, never the acked "a" again.
         Assert.Equal(SettleStatus.Confirmed, Assert.Single(await store.SettleAsync("g1", [Ack(kept)], At(3), Ct)).Status);
@@ -249,14 +242,8 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     [Fact(Timeout = 30_000)]
     public async Task After_a_failed_batch_a_lease_kept_from_before_it_is_left_to_its_worker_by_the_retention_look()
     {
-        var store = await OpenAsync("db");
-        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
-        await store.AppendAsync([Event("a", "g1")], T0, Ct);
         // Leased until after the events' retention (a day): only the worker's ack or its lease's end may finish it.
-        var kept = Assert.Single((await store.LeaseAsync(new LeaseRequest("g1", "w", new AllLabels(), 1, At(1), At(200_000)), Ct)).Deliveries);
-        await store.AppendAsync([Event("b", "g1")], T0, Ct);
-        await Assert.ThrowsAsync<InvalidOperationException>(
-            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+        var (store, kept) = await KeptLeaseAfterAFailedBatchAsync(leaseUntil: At(200_000));
 
         // Past the retention: "b", never delivered, expires; "a" is leased and stays with its worker.
         var expiry = await store.ExpireAsync(At(86_401), new FixedPolicies(5), 100, Ct);
@@ -273,13 +260,7 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     [Fact(Timeout = 30_000)]
     public async Task After_a_failed_batch_a_kept_lease_nacked_comes_back_once_from_its_row()
     {
-        var store = await OpenAsync("db");
-        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
-        await store.AppendAsync([Event("a", "g1")], T0, Ct);
-        var kept = Assert.Single((await LeaseAsync(store, "g1", max: 1, At(1))).Deliveries);
-        await store.AppendAsync([Event("b", "g1")], T0, Ct);
-        await Assert.ThrowsAsync<InvalidOperationException>(
-            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+        var (store, kept) = await KeptLeaseAfterAFailedBatchAsync(leaseUntil: At(31));
 
         var nack = new SettleItem(new LeaseRef(kept.EventId, kept.LeaseNo), SettleKind.Nack, At(3), "try later", 5);
         Assert.Equal(SettleStatus.Confirmed, Assert.Single(await store.SettleAsync("g1", [nack], At(3), Ct)).Status);
@@ -410,6 +391,22 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
         _stores.Add(store);
         await store.InitializeAsync(listener ?? new GateListener(), now ?? T0, Ct);
         return store;
+    }
+
+    /// <summary>
+    /// Group g1 with "a" leased (until <paramref name="leaseUntil"/>) and "b" waiting, then a batch that fails (a lease
+    /// whose filter throws), so the store rebuilds its state from the database and keeps the lease of "a".
+    /// </summary>
+    private async Task<(SqliteHookStore Store, LeasedEvent Kept)> KeptLeaseAfterAFailedBatchAsync(DateTimeOffset leaseUntil)
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        await store.AppendAsync([Event("a", "g1")], T0, Ct);
+        var kept = Assert.Single((await store.LeaseAsync(new LeaseRequest("g1", "w", new AllLabels(), 1, At(1), leaseUntil), Ct)).Deliveries);
+        await store.AppendAsync([Event("b", "g1")], T0, Ct);
+        await Assert.ThrowsAsync<InvalidOperationException>(
+            () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
+        return (store, kept);
     }
 
     private static DateTimeOffset At(double seconds) => T0.AddSeconds(seconds);
