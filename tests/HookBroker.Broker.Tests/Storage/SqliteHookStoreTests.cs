@@ -273,6 +273,30 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task After_a_recovery_that_failed_nothing_runs_on_memory_until_a_recovery_succeeds()
+    {
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("g1", [">"], T0, Ct);
+        await store.AppendAsync([Event("a", "g1")], T0, Ct);
+
+        // Storage breaks under a lease (its done and delivered marks' table gone), and so does the recovery after it,
+        // which reads that table back: memory still holds the failed lease of "a".
+        var path = new SqliteStoreOptions { DataPath = Path.Combine(_root, "db") }.DatabasePath;
+        await using var side = new SqliteConnection($"Data Source={SqliteSchema.DataSource(path)};Pooling=False");
+        await side.OpenAsync(Ct);
+        await ExecuteAsync(side, "ALTER TABLE group_marks RENAME TO group_marks_away;");
+        await Assert.ThrowsAnyAsync<Exception>(() => LeaseAsync(store, "g1", max: 10, At(1)).AsTask());
+        var refused = await Assert.ThrowsAnyAsync<Exception>(() => LeaseAsync(store, "g1", max: 10, At(2)).AsTask());
+        Assert.IsType<StorageUnavailableException>(refused);
+
+        // Storage is back: the next operation recovers first, so "a" was never leased and is delivered now.
+        await ExecuteAsync(side, "ALTER TABLE group_marks_away RENAME TO group_marks;");
+        var leased = Assert.Single((await LeaseAsync(store, "g1", max: 10, At(3))).Deliveries);
+        Assert.Equal("a", leased.Label);
+        Assert.Equal(1, leased.Attempt);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Leases_take_the_newest_events_from_memory_as_stored_and_older_ones_from_the_database()
     {
         // Four events kept in memory: of twelve, the oldest eight are read back from the database.
@@ -407,6 +431,13 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
         await Assert.ThrowsAsync<InvalidOperationException>(
             () => store.LeaseAsync(new LeaseRequest("g1", "w", new ThrowingFilter(), 10, At(2), At(32)), Ct).AsTask());
         return (store, kept);
+    }
+
+    private static async Task ExecuteAsync(SqliteConnection connection, string sql)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync(Ct);
     }
 
     private static DateTimeOffset At(double seconds) => T0.AddSeconds(seconds);

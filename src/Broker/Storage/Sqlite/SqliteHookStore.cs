@@ -381,6 +381,15 @@ public sealed class SqliteHookStore : IHookStore
     /// <summary>Runs the batch in one transaction; on failure rolls it back, resyncs memory and returns the exception.</summary>
     private Exception? TryCommit(SqliteWriter writer, List<SqliteStoreOp> batch)
     {
+        // A recovery that failed left memory out of step with storage (it may hold what the failed batch did): nothing
+        // runs on it until a recovery succeeds, tried again before each batch.
+        if (!_recovered && TryRecover(writer) is { } stillFailing)
+        {
+            return stillFailing is SqliteException { SqliteErrorCode: 13 }
+                ? stillFailing
+                : new StorageUnavailableException("storage could not recover from a failed write yet; retry", stillFailing);
+        }
+
         try
         {
             writer.Begin();
@@ -398,19 +407,26 @@ public sealed class SqliteHookStore : IHookStore
         {
             // The whole transaction is gone: none of it happened; resync memory with storage.
             SqliteStoreLog.BatchFailed(_logger, batch.Count, exception);
-            try
-            {
-                writer.Recover();
-                _groups = writer.Snapshot();
-                _recovered = true;
-            }
-            catch (Exception recoveryException)
-            {
-                _recovered = false;
-                SqliteStoreLog.RecoveryFailed(_logger, recoveryException);
-            }
-
+            TryRecover(writer);
             return exception;
+        }
+    }
+
+    /// <summary>Rebuilds the writer's memory from storage; returns why it could not, or null.</summary>
+    private Exception? TryRecover(SqliteWriter writer)
+    {
+        try
+        {
+            writer.Recover();
+            _groups = writer.Snapshot();
+            _recovered = true;
+            return null;
+        }
+        catch (Exception recoveryException)
+        {
+            _recovered = false;
+            SqliteStoreLog.RecoveryFailed(_logger, recoveryException);
+            return recoveryException;
         }
     }
 

@@ -29,6 +29,9 @@ internal sealed class SqliteWriter : IDisposable
     private readonly Dictionary<long, SqliteGroupState> _groupsById = [];
     private readonly List<(SqliteGroupState Group, long RetainUntil)> _routeScratch = [];
     private readonly List<SqliteLeaseChange> _leaseChanges = [];
+
+    /// <summary>The leases committed before a failed batch, kept until a recovery succeeds (see <see cref="Recover"/>).</summary>
+    private List<(long GroupId, SqliteLease Lease)>? _leasesToKeep;
     private readonly List<SqliteGroupState> _touched = [];
     private readonly SqliteLogTrimmer _trimmer;
     private readonly SqliteLogTail _tail;
@@ -275,7 +278,9 @@ internal sealed class SqliteWriter : IDisposable
             _rollback.Execute();
         }
 
-        var committed = CommittedLeases();
+        // Worked out once: a recovery that fails is tried again later, when this batch's changes are no longer told
+        // apart from what was committed.
+        var committed = _leasesToKeep ??= CommittedLeases();
         _begin.Execute();
         try
         {
@@ -310,6 +315,7 @@ internal sealed class SqliteWriter : IDisposable
             throw;
         }
 
+        _leasesToKeep = null;
         GroupsChanged = true;
     }
 
