@@ -171,7 +171,7 @@ public sealed class GroupDispatcher : IAsyncDisposable
 
             var now = _time.GetUtcNow();
             var batch = await _store.LeaseAsync(
-                new LeaseRequest(Group, worker.Id, worker.Filter, capacity, now, now + Policy.AckDeadline), cancellationToken);
+                new LeaseRequest(Group, worker.Id, worker.Filter, capacity, now, now + Policy.AckDeadline, Policy.MaxAttempts), cancellationToken);
             ScheduleRetryWake(batch.NextDueAt);
             if (batch.Deliveries.Count == 0)
             {

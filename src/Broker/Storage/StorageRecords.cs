@@ -64,7 +64,9 @@ public interface ILabelFilter
 /// <param name="Max">At most this many leases (1 or more).</param>
 /// <param name="Now">Due time cut-off.</param>
 /// <param name="LeaseUntil">When the new leases expire.</param>
-public sealed record LeaseRequest(string Group, string WorkerId, ILabelFilter Filter, int Max, DateTimeOffset Now, DateTimeOffset LeaseUntil);
+/// <param name="MaxAttempts">The group's max attempts: an event waiting with that many attempts made (its last one was
+/// in flight when a broker stopped) is dead-lettered instead of leased once more.</param>
+public sealed record LeaseRequest(string Group, string WorkerId, ILabelFilter Filter, int Max, DateTimeOffset Now, DateTimeOffset LeaseUntil, int MaxAttempts = int.MaxValue);
 
 /// <summary>Leased deliveries, and when the next delayed one (retry backoff) of the group becomes due.</summary>
 public sealed record LeaseBatch(IReadOnlyList<LeasedEvent> Deliveries, DateTimeOffset? NextDueAt)

@@ -297,6 +297,32 @@ public sealed class SqliteHookStoreTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task A_lease_on_its_last_attempt_when_the_broker_stopped_is_dead_lettered_not_leased_past_max_attempts()
+    {
+        // One event, two groups; each leases it (attempt 1), then the broker stops with both leases in flight.
+        var store = await OpenAsync("db");
+        await store.AddGroupPatternsAsync("once", [">"], T0, Ct);
+        await store.AddGroupPatternsAsync("twice", [">"], T0, Ct);
+        var routes = new[] { new RoutedGroup("once", At(86_400), long.MaxValue), new RoutedGroup("twice", At(86_400), long.MaxValue) };
+        await store.AppendAsync([new NewEvent("a", "{}"u8.ToArray(), null, null, At(600), null, T0, routes)], T0, Ct);
+        Assert.Single((await LeaseAsync(store, "once", max: 1, At(1))).Deliveries);
+        Assert.Single((await LeaseAsync(store, "twice", max: 1, At(1))).Deliveries);
+        await store.DisposeAsync();
+
+        var reopened = await OpenAsync("db", now: At(2));
+
+        // A group allowing one attempt: that attempt was made; the event goes to the dead letters, saying why.
+        Assert.Empty((await reopened.LeaseAsync(new LeaseRequest("once", "w", new AllLabels(), 10, At(3), At(33), MaxAttempts: 1), Ct)).Deliveries);
+        var dead = Assert.Single(await reopened.ListDeadLettersAsync("once", 0, 10, Ct) ?? []);
+        Assert.Equal((DeadLetterReasons.MaxAttempts, 1, "the last attempt was in flight when the broker stopped"), (dead.Reason, dead.Attempts, dead.LastError));
+
+        // A group allowing two: leased again, as its second attempt.
+        var again = Assert.Single((await reopened.LeaseAsync(new LeaseRequest("twice", "w", new AllLabels(), 10, At(3), At(33), MaxAttempts: 2), Ct)).Deliveries);
+        Assert.Equal(2, again.Attempt);
+        Assert.Equal(0, (await StatsAsync(reopened, "twice")).DeadLetters);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Leases_take_the_newest_events_from_memory_as_stored_and_older_ones_from_the_database()
     {
         // Four events kept in memory: of twelve, the oldest eight are read back from the database.

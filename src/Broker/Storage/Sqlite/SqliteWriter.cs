@@ -19,6 +19,7 @@ namespace HookBroker.Broker.Storage.Sqlite;
 internal sealed class SqliteWriter : IDisposable
 {
     private const string LeaseExpiredError = "lease expired";
+    private const string InterruptedAttemptError = "the last attempt was in flight when the broker stopped";
     private const string RetentionExpiredError = "expired: retention passed before delivery";
     private const int ScanChunk = 512;
 
@@ -922,6 +923,14 @@ internal sealed class SqliteWriter : IDisposable
         var key = row.OrderingKey;
         if ((key is not null && group.FreshKeys.TryGetValue(key, out var holder) && holder < row.EventId) || !request.Filter.Matches(row.Label))
         {
+            return null;
+        }
+
+        if (row.Attempt >= request.MaxAttempts)
+        {
+            // Only a restart leaves a row waiting with its last attempt made: that attempt was in flight when the
+            // broker stopped (its lease returned to pending at open, the attempt kept). Past max attempts: dead letters.
+            DeadLetterRow(group, row.EventId, row.Attempt, InterruptedAttemptError, DeadLetterReasons.MaxAttempts, request.Now.UtcTicks);
             return null;
         }
 
