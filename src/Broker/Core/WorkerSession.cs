@@ -185,8 +185,8 @@ public sealed class WorkerSession : IDisposable
     }
 
     /// <summary>
-    /// The next message to send: what is queued, merged up to <see cref="MaxResponseBytes"/>; a heartbeat once <see cref="HeartbeatIfSilent"/> found the
-    /// stream silent; null once the session was aborted.
+    /// The next message to send: what is queued, merged up to <see cref="MaxResponseBytes"/>; a heartbeat once
+    /// <see cref="HeartbeatIfSilent"/> found the stream silent; null once the session was aborted.
     /// </summary>
     internal async Task<RawSubscribeResponse?> NextAsync(TimeProvider time, CancellationToken cancellationToken)
     {
