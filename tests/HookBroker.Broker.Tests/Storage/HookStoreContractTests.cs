@@ -605,6 +605,25 @@ public abstract class HookStoreContractTests : IAsyncDisposable
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Ordering_key_freed_by_housekeeping_dead_lettering_its_head_lets_the_next_event_be_leased()
+    {
+        var (store, _) = await OpenAsync();
+        await AddGroupAsync(store, "g1");
+        var k1 = await AppendOneAsync(store, Event("a", ["g1"], orderingKey: "K"));
+        var k2 = await AppendOneAsync(store, Event("a", ["g1"], orderingKey: "K"));
+
+        // k1 leased, k2 waits behind it, and the worker finds nothing more.
+        Assert.Equal([k1], (await LeaseAsync(store, "g1", now: At(1), leaseUntil: At(31))).Deliveries.Select(d => d.EventId));
+        Assert.Empty((await LeaseAsync(store, "g1", now: At(2))).Deliveries);
+
+        // k1's lease expires on its last allowed attempt: housekeeping dead-letters it, which frees its key.
+        var expiry = await store.ExpireAsync(At(40), new FixedPolicies(1), 100, Ct);
+        Assert.Equal(OutcomeKind.DeadLettered, Assert.Single(expiry.Outcomes).Kind);
+
+        Assert.Equal([k2], (await LeaseAsync(store, "g1", now: At(41))).Deliveries.Select(d => d.EventId));
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Ordering_key_is_per_group()
     {
         var (store, _) = await OpenAsync();

@@ -407,8 +407,10 @@ public sealed partial class RedisHookStore : IHookStore
                 expired.Add(new ExpiredLease(flat[i], new LeaseRef(RedisValues.ToLong(flat[i + 1]), RedisValues.ToLong(flat[i + 2]))));
             }
 
+            // A failure makes a retry due in this partition; a dead letter may free its ordering key for the next event
+            // (the script indexes it, and its notice reaches the other nodes only): either way, look here again.
             var found = RedisResults.Outcomes(RedisResults.Strings(parts[1]));
-            foreach (var outcome in found.Where(o => o.WillRetry))
+            foreach (var outcome in found)
             {
                 Hints(outcome.Group).Mark(p);
             }
@@ -422,6 +424,7 @@ public sealed partial class RedisHookStore : IHookStore
         if (outcomes.Count > 0)
         {
             _listener.OnOutcomes(outcomes);
+            _listener.OnEventsAvailable([.. outcomes.Select(o => o.Group).Distinct(StringComparer.Ordinal)]);
         }
 
         return new ExpiryResult(expired, outcomes, retention, keys, more);
