@@ -129,17 +129,9 @@ public sealed class RaiseValidator(IOptions<BrokerOptions> options)
             throw BrokerException.Invalid("wait_timeout must be a positive duration (e.g. \"5s\")");
         }
 
-        // Seconds first: the wire lets a client send seconds past a Duration's valid range (±315,576,000,000), which
-        // ToTimeSpan refuses by throwing; over the limit is over it, whatever the range.
-        if (wait.Seconds > (long)MaxWait.TotalSeconds)
+        if (WireDurations.Within(wait, MaxWait, "wait_timeout", out var timeout) is { } tooLong)
         {
-            throw BrokerException.Invalid($"wait_timeout {wait.Seconds}s is longer than the limit of {MaxWait.TotalSeconds:0}s");
-        }
-
-        var timeout = wait.ToTimeSpan();
-        if (timeout > MaxWait)
-        {
-            throw BrokerException.Invalid($"wait_timeout {timeout.TotalSeconds:0.###}s is longer than the limit of {MaxWait.TotalSeconds:0}s");
+            throw BrokerException.Invalid(tooLong);
         }
 
         if (timeLeft is { } left && timeout >= left)

@@ -447,15 +447,7 @@ public sealed class SubscriptionManager : IAsyncDisposable
             return $"{field} must not be negative";
         }
 
-        // Seconds first: the wire lets a client send seconds past a Duration's valid range (±315,576,000,000), which
-        // ToTimeSpan refuses by throwing; over the limit is over it, whatever the range.
-        if (value.Seconds > (long)max.TotalSeconds)
-        {
-            return $"{field} {value.Seconds}s is longer than the limit of {max.TotalSeconds:0}s";
-        }
-
-        duration = value.ToTimeSpan();
-        return duration <= max ? null : $"{field} {duration.TotalSeconds:0.###}s is longer than the limit of {max.TotalSeconds:0}s";
+        return WireDurations.Within(value, max, field, out duration);
     }
 
     private static string Shorten(string value) => value.Length <= 60 ? value : string.Concat(value.AsSpan(0, 57), "...");

@@ -928,8 +928,9 @@ internal sealed class SqliteWriter : IDisposable
 
         if (row.Attempt >= request.MaxAttempts)
         {
-            // Only a restart leaves a row waiting with its last attempt made: that attempt was in flight when the
-            // broker stopped (its lease returned to pending at open, the attempt kept). Past max attempts: dead letters.
+            // A restart leaves a row waiting with its last attempt made: that attempt was in flight when the broker
+            // stopped (its lease returned to pending at open, the attempt kept). Past max attempts: dead letters. (A
+            // group's max attempts lowered in the configuration meets the same rule; the error then says too much.)
             DeadLetterRow(group, row.EventId, row.Attempt, InterruptedAttemptError, DeadLetterReasons.MaxAttempts, request.Now.UtcTicks);
             return null;
         }
